@@ -56,7 +56,7 @@ class CroctAccessor:
         breakdown: str | None = None,
         breakdown_limit: int = 10,
     ) -> FunnelResult:
-        """Count a funnel exactly as ``docs/funnels.md`` defines; see :func:`croct_pandas.funnel.funnel`."""
+        """Count a funnel as ``docs/funnels.md`` defines; see :func:`croct_pandas.funnel.funnel`."""
         from croct_pandas.funnel import funnel
 
         self.require("type", "timestamp", by)
@@ -81,7 +81,7 @@ class CroctAccessor:
         return sessions(self._frame)
 
     def with_sessions(self, columns: Iterable[str] = ("device", "country")) -> pd.DataFrame:
-        """A copy with ``session.<column>`` on every row; see :func:`croct_pandas.sessions.with_sessions`."""
+        """A copy with ``session.<column>`` on every row; see :func:`.sessions.with_sessions`."""
         from croct_pandas.sessions import with_sessions
 
         self.require("type", "timestamp", "sessionId", "userId")
@@ -97,7 +97,7 @@ class CroctAccessor:
         return explode_items(self._frame)
 
     def to_events(self) -> list[dict[str, Any]]:
-        """The wire events (spec 0.7.1 form) back from the frame; see :func:`croct_pandas.wire.to_events`."""
+        """The wire events (spec 0.7.1 form) of the frame; see :func:`.wire.to_events`."""
         from croct_pandas.wire import to_events
 
         self.require("id", "type", "timestamp", "sessionId", "userId")

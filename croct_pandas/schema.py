@@ -115,7 +115,7 @@ class Field:
     path: tuple[str, ...]
     kind: str
     enum: str | None = None
-    #: for ``list``: the Arrow element type; for ``map``: the kind of the values
+    #: for ``list``: the Arrow list type; for ``map``: the kind of the values
     element: pa.DataType | str | None = None
 
     @property
@@ -187,7 +187,7 @@ CART_ITEM: tuple[Field, ...] = (
 
 CART: tuple[Field, ...] = (
     _f("currency", "string"),
-    _f("items", "list", element=ITEM_TYPE),
+    _f("items", "list", element=pa.list_(ITEM_TYPE)),
     _f("subtotal", "float"),
     _f("shippingPrice", "float"),
     _f("taxes", "map", element="float"),
@@ -201,7 +201,7 @@ CART: tuple[Field, ...] = (
 ORDER: tuple[Field, ...] = (
     _f("orderId", "string"),
     _f("currency", "string"),
-    _f("items", "list", element=ITEM_TYPE),
+    _f("items", "list", element=pa.list_(ITEM_TYPE)),
     _f("subtotal", "float"),
     _f("shippingPrice", "float"),
     _f("taxes", "map", element="float"),

@@ -1,0 +1,258 @@
+"""Storage-schema tables (fresh pages or cache files) -> the event frame of ``event-frame.md``.
+
+Everything here works on whole columns: free-form objects and ``_croct_raw`` are parsed once per
+*distinct* value (dictionary-encoded first), inference runs over the whole result, rows are
+sorted once and every column is gathered with one ``take``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from croct_pandas.frame_infer import (
+    MISSING,
+    Column,
+    InferredValues,
+    build_inferred,
+    flatten_objects,
+)
+from croct_pandas.normalize import RAW_COLUMN, storage_schema
+from croct_pandas.schema import (
+    CONTEXT_FIELDS,
+    EVENT_TYPES,
+    arrow_type,
+    column_order,
+    fields_for,
+)
+
+__all__ = ["DTYPE_BACKENDS", "build_frame", "check_dtype_backend", "empty_frame"]
+
+DTYPE_BACKENDS = (None, "numpy_nullable", "pyarrow")
+_TIME = pa.timestamp("ms", tz="UTC")
+_CORE = ("id", "type", "timestamp", "sessionId", "userId", "systemTimestamp")
+_CORE_ARROW = {
+    "id": pa.string(),
+    "timestamp": _TIME,
+    "sessionId": pa.string(),
+    "userId": pa.string(),
+    "systemTimestamp": _TIME,
+}
+
+
+def build_frame(
+    tables: Iterable[tuple[str, pa.Table]],
+    *,
+    events: Sequence[str] | None = None,
+    dtype_backend: str | None = None,
+    start: int | None = None,
+    end: int | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Assemble the event frame from ``(event_type, storage table)`` pairs.
+
+    Chunks of one type may repeat events (a retried page, overlapping windows): the chunk given
+    last wins. Only rows with ``start <= timestamp < end`` and (when ``events`` is given) of
+    those types are kept.
+
+    Examples
+    --------
+    >>> from croct_pandas.normalize import normalize_items
+    >>> page = normalize_items([{"id": "e1", "timestamp": 1767225600000, "sessionId": "s",
+    ...     "userId": "u", "context": None, "payload": {"@type": "tabOpened", "tabId": "t"}}])
+    >>> df = build_frame(page.tables.items(), events=["tabOpened"])
+    >>> list(df.columns[:5]), str(df["timestamp"].dtype)
+    (['id', 'type', 'timestamp', 'sessionId', 'userId'], 'datetime64[ms, UTC]')
+    """
+    wanted = None if events is None else set(events)
+    chunks: dict[str, list[pa.Table]] = {}
+    for event_type, table in tables:
+        if wanted is None or event_type in wanted:
+            chunks.setdefault(event_type, []).append(table)
+    per_type: dict[str, pa.Table] = {}
+    for event_type in sorted(chunks):
+        table = _window(pa.concat_tables(chunks[event_type]), start, end)
+        table = _last_copy_wins(table)
+        if table.num_rows:
+            per_type[event_type] = table
+    del chunks
+    known_types = list(EVENT_TYPES) if events is None else list(events)
+    frame = _assemble(per_type, known_types, dtype_backend)
+    frame.attrs["croct"] = dict(attrs or {})
+    return frame
+
+
+def empty_frame(events: Sequence[str] | None = None, dtype_backend: str | None = None):
+    """The frame of no events: every column of the requested types, with its dtype."""
+    return build_frame([], events=events, dtype_backend=dtype_backend)
+
+
+def _window(table: pa.Table, start: int | None, end: int | None) -> pa.Table:
+    if start is None and end is None:
+        return table
+    ts = table.column("timestamp").cast(pa.int64())
+    mask = None
+    if start is not None:
+        mask = pc.greater_equal(ts, start)
+    if end is not None:
+        below = pc.less(ts, end)
+        mask = below if mask is None else pc.and_(mask, below)
+    return table.filter(mask)
+
+
+def _last_copy_wins(table: pa.Table) -> pa.Table:
+    ids = table.column("id")
+    if pc.count_distinct(ids).as_py() == table.num_rows:
+        return table
+    indexed = pa.table({"id": ids, "_row": pa.array(range(table.num_rows), pa.int64())})
+    last = indexed.group_by("id", use_threads=False).aggregate([("_row", "max")])
+    keep = pc.sort_indices(last.column("_row_max"))
+    return table.take(last.column("_row_max").take(keep))
+
+
+# -- assembling ----------------------------------------------------------------------------
+
+
+def _assemble(per_type: dict[str, pa.Table], known_types: list[str], dtype_backend: str | None):
+    types = list(per_type)
+    sizes = [per_type[t].num_rows for t in types]
+    columns: dict[str, Column] = {}
+    for name in _CORE:
+        if name == "type":
+            continue
+        columns[name] = Column(_CORE_ARROW[name], {t: per_type[t].column(name) for t in types})
+    schema_cols = column_order(set(known_types) | set(types))
+    for name, f in schema_cols:
+        present = {t: per_type[t].column(name) for t in types if name in per_type[t].schema.names}
+        columns[name] = Column(arrow_type(f), present, enum=f.enum)
+    inferred = InferredValues()
+    for t in types:
+        _expand_maps(t, per_type[t], inferred, columns)
+        _apply_raw(t, per_type[t], inferred, columns)
+    extra = build_inferred(flatten_objects(inferred), sizes_by_type=dict(zip(types, sizes)))
+    order = _sort_indices(per_type, types)
+    names = _column_names(columns, extra, schema_cols)
+    arrays: list[pa.Array] = []
+    for name in names:
+        if name == "type":
+            arrays.append(_type_column(types, sizes, known_types, order))
+            continue
+        col = columns.get(name) or extra[name]
+        arrays.append(col.gather(name, types, sizes, order))
+    del per_type
+    table = pa.Table.from_arrays(arrays, names=names)
+    return _to_pandas(table, dtype_backend)
+
+
+def _sort_indices(per_type: dict[str, pa.Table], types: list[str]) -> pa.Array:
+    if not types:
+        return pa.array([], pa.int64())
+    keys = pa.table(
+        {
+            "timestamp": pa.chunked_array([per_type[t].column("timestamp") for t in types], _TIME),
+            "id": pa.chunked_array([per_type[t].column("id") for t in types], pa.string()),
+        }
+    )
+    return pc.sort_indices(keys, sort_keys=[("timestamp", "ascending"), ("id", "ascending")])
+
+
+def _column_names(columns: dict[str, Column], extra: dict[str, Column], schema_cols) -> list[str]:
+    names = list(_CORE)
+    context_schema = [n for n, _ in schema_cols if n.startswith("context.")]
+    payload_schema = [n for n, _ in schema_cols if n.startswith("payload.")]
+    context_extra = sorted(n for n in extra if n.startswith("context."))
+    payload_extra = sorted(n for n in extra if n.startswith("payload."))
+    other = sorted(
+        n for n in extra if not n.startswith(("context.", "payload.")) and n not in _CORE
+    )
+    return names + context_schema + context_extra + payload_schema + payload_extra + other
+
+
+def _type_column(types, sizes, known_types, order) -> pa.Array:
+    categories = sorted(set(known_types) | set(types))
+    code = {t: i for i, t in enumerate(categories)}
+    codes = pa.chunked_array(
+        [pa.array([code[t]] * n, pa.int32()) for t, n in zip(types, sizes)], pa.int32()
+    )
+    indices = codes.take(order).combine_chunks() if types else pa.array([], pa.int32())
+    return pa.DictionaryArray.from_arrays(indices, pa.array(categories, pa.string()))
+
+
+# -- free-form objects and raw values ------------------------------------------------------
+
+
+def _distinct(values: pa.ChunkedArray) -> tuple[pa.Array, list[Any]]:
+    """Dictionary-encode a JSON-text column: (indices, parsed distinct values)."""
+    encoded = values.combine_chunks().dictionary_encode()
+    parsed = [orjson.loads(text) for text in encoded.dictionary.to_pylist()]
+    return encoded.indices, parsed
+
+
+def _expand_maps(event_type: str, table: pa.Table, inferred: InferredValues, columns) -> None:
+    maps = [("context.", f) for f in CONTEXT_FIELDS if f.kind == "map"]
+    maps += [("payload.", f) for f in fields_for(event_type) if f.kind == "map"]
+    for prefix, f in maps:
+        name = prefix + f.name
+        if table.column(name).null_count == table.num_rows:
+            continue
+        indices, objects = _distinct(table.column(name))
+        keys = sorted({k for o in objects for k in o})
+        for key in keys:
+            values = [o.get(key) for o in objects]
+            inferred.add(f"{name}.{key}", event_type, indices, values, expect=f.element)
+
+
+def _apply_raw(event_type: str, table: pa.Table, inferred: InferredValues, columns) -> None:
+    raw = table.column(RAW_COLUMN)
+    if raw.null_count == table.num_rows:
+        return
+    indices, objects = _distinct(raw)
+    missing = MISSING
+    paths = sorted({k for o in objects for k in o})
+    names = set(storage_schema(event_type).names)
+    for path in paths:
+        values = [o.get(path, missing) for o in objects]
+        if path in names and path in columns:
+            columns[path].add_raw(event_type, indices, values)
+        else:
+            inferred.add(path, event_type, indices, [None if v is missing else v for v in values])
+
+
+# -- to pandas -----------------------------------------------------------------------------
+
+
+def _to_pandas(table: pa.Table, dtype_backend: str | None) -> pd.DataFrame:
+    if dtype_backend == "pyarrow":
+        mapper = pd.ArrowDtype
+    else:
+        nullable_floats = dtype_backend == "numpy_nullable"
+
+        def mapper(t: pa.DataType) -> Any:
+            if pa.types.is_string(t):
+                return pd.StringDtype("pyarrow")
+            if pa.types.is_integer(t):
+                return pd.Int64Dtype()
+            if pa.types.is_boolean(t):
+                return pd.BooleanDtype()
+            if pa.types.is_floating(t) and nullable_floats:
+                return pd.Float64Dtype()
+            if pa.types.is_list(t) or pa.types.is_struct(t):
+                return pd.ArrowDtype(t)
+            return None
+
+    frame = table.to_pandas(types_mapper=mapper, split_blocks=True, self_destruct=True)
+    return frame
+
+
+def check_dtype_backend(value: object) -> str | None:
+    """Validate ``dtype_backend`` the way pandas' readers do."""
+    if value not in DTYPE_BACKENDS:
+        raise ValueError(
+            f"dtype_backend must be None, 'numpy_nullable' or 'pyarrow', not {value!r}"
+        )
+    return value  # type: ignore[return-value]
