@@ -138,9 +138,7 @@ _AUTH_HINT = (
 )
 
 
-def error_from_response(
-    status: int, body: Any, *, retry_after: float | None = None
-) -> APIError:
+def error_from_response(status: int, body: Any, *, retry_after: float | None = None) -> APIError:
     """Map an HTTP error status and its problem-details body to the matching exception.
 
     Croct's documentation calls the text field ``detail``; its OpenAPI document calls it
