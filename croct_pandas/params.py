@@ -209,8 +209,9 @@ def _unknown_type_hint(name: str) -> str:
     by_case = {t.lower(): t for t in EVENT_TYPES}
     guess = by_case.get(name.lower())
     if guess is None:
-        close = difflib.get_close_matches(name, EVENT_TYPES, n=1, cutoff=0.6)
-        guess = close[0] if close else None
+        # compare in lower case so a typo and a case slip together still find their match
+        close = difflib.get_close_matches(name.lower(), list(by_case), n=1, cutoff=0.6)
+        guess = by_case[close[0]] if close else None
     hint = f"did you mean {guess!r}? " if guess else ""
     return (
         f"unknown event type; {hint}events accepts these case-sensitive names: "
