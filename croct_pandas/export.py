@@ -1,0 +1,321 @@
+"""``read_croct_events()``: the only module that composes client, normaliser, cache and frame.
+
+The window ``[start, end)`` is cut into time slices, each followed by its own cursor chain,
+``workers`` at a time, under one shared rate budget. Every page becomes Arrow tables as it arrives
+and goes to a *sink*: memory (``cache=False``) or the Parquet cache, which plans what is missing,
+stores pages as they come and checkpoints each slice's cursor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+import pandas as pd
+import pyarrow as pa
+
+from croct_pandas.client import Client, Page
+from croct_pandas.errors import InvalidArgumentError
+from croct_pandas.frame import build_frame, check_dtype_backend
+from croct_pandas.normalize import NormalizedPage, normalize_items
+from croct_pandas.params import (
+    check_events,
+    check_page_size,
+    check_timeout,
+    check_window,
+    check_workers,
+    to_epoch_ms,
+)
+from croct_pandas.progress import Progress
+from croct_pandas.retry import RateBudget
+from croct_pandas.slices import Slice, plan_slices
+
+__all__ = ["ExportResult", "Sink", "read_croct_events"]
+
+logger = logging.getLogger("croct_pandas.export")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class Sink(Protocol):
+    """Where pages go. ``cache=False`` keeps them in memory; the cache stores them on disk."""
+
+    def plan(self) -> list[Slice]: ...
+
+    def on_page(self, task: Slice, page: Page, normalized: NormalizedPage) -> None: ...
+
+    def on_slice_done(self, task: Slice) -> None: ...
+
+    def tables(self) -> Iterable[tuple[str, pa.Table]]: ...
+
+    def attrs(self) -> dict[str, Any]: ...
+
+
+class ExportResult:
+    """What one export saw: response metadata and the spec versions of its events."""
+
+    def __init__(self) -> None:
+        self.metadata: dict[str, Any] = {}
+        self.spec_versions: set[str] = set()
+        self.pages = 0
+        self.events = 0
+        self._lock = threading.Lock()
+
+    def record(self, page: Page, normalized: NormalizedPage) -> None:
+        with self._lock:
+            if page.metadata and not self.metadata:
+                self.metadata = dict(page.metadata)
+            self.spec_versions |= normalized.spec_versions
+            self.pages += 1
+            self.events += len(page.items)
+
+
+class MemorySink:
+    """Keeps every page's tables in memory (``cache=False``)."""
+
+    def __init__(self, window: tuple[int | None, int], workers: int) -> None:
+        self.window = window
+        self.workers = workers
+        self._tables: list[tuple[str, pa.Table]] = []
+        self._lock = threading.Lock()
+
+    def plan(self) -> list[Slice]:
+        return plan_slices(self.window[0], self.window[1], self.workers)
+
+    def on_page(self, task: Slice, page: Page, normalized: NormalizedPage) -> None:
+        with self._lock:
+            self._tables.extend(normalized.tables.items())
+
+    def on_slice_done(self, task: Slice) -> None:
+        pass
+
+    def tables(self) -> Iterable[tuple[str, pa.Table]]:
+        return self._tables
+
+    def attrs(self) -> dict[str, Any]:
+        return {}
+
+
+def read_croct_events(
+    start: Any = None,
+    end: Any = None,
+    events: str | Sequence[str] | None = None,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    page_size: int = 1000,
+    workers: int = 4,
+    progress: bool = True,
+    dtype_backend: str | None = None,
+    timeout: float = 30.0,
+    cache: bool | str | os.PathLike[str] = True,
+    refresh: bool = False,
+    settle: str | pd.Timedelta = "2h",
+) -> pd.DataFrame:
+    """Export every event of ``[start, end)`` from Croct's Export API into a typed frame.
+
+    Parameters
+    ----------
+    start, end : int, str, datetime, date or Timestamp, optional
+        The window: ``start`` inclusive, ``end`` exclusive. Integers are epoch milliseconds;
+        naive times are UTC. ``end=None`` is the time of the call; ``start=None`` is the
+        beginning of the data (one cursor chain).
+    events : str or list of str, optional
+        Event types to export (``None``: every type, including types newer than this package).
+    api_key : str, optional
+        Defaults to the ``CROCT_API_KEY`` environment variable. Never stored or shown.
+    base_url : str, optional
+        The API host; defaults to ``CROCT_API_URL``, then ``https://api.croct.io``.
+    page_size : int
+        Events per request, 1–1000.
+    workers : int
+        Time slices fetched at once.
+    progress : bool
+        Show a progress bar (``tqdm.auto``) over the window.
+    dtype_backend : {None, "numpy_nullable", "pyarrow"}
+        As in pandas' readers; see ``docs/event-frame.md``.
+    timeout : float
+        Seconds per HTTP request.
+    cache : bool or path
+        ``True``: the user cache (or ``CROCT_PANDAS_CACHE``); a path: that folder; ``False``:
+        no cache.
+    refresh : bool
+        Refetch the window even where the cache holds it.
+    settle : str or Timedelta
+        Windows that ended less than this before they were fetched may still receive late
+        events: the cache keeps them as provisional and fetches them again.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per event, sorted by ``timestamp`` and ``id``; ``attrs["croct"]`` describes it.
+
+    Examples
+    --------
+    >>> import croct_pandas as cp
+    >>> from croct_pandas.emulator import Emulator
+    >>> with Emulator(users=20, days=1) as emu:
+    ...     df = cp.read_croct_events("2026-01-01", "2026-01-02", ["orderPlaced", "pageOpened"],
+    ...                               api_key=emu.api_key, base_url=emu.url, cache=False,
+    ...                               progress=False)
+    >>> sorted(df["type"].cat.categories)
+    ['orderPlaced', 'pageOpened']
+    """
+    call_time = _now_ms()
+    start_ms = to_epoch_ms(start, "start")
+    end_ms = to_epoch_ms(end, "end")
+    if end_ms is None:
+        end_ms = call_time
+    check_window(start_ms, end_ms)
+    wanted = check_events(events)
+    page_size = check_page_size(page_size)
+    workers = check_workers(workers)
+    timeout = check_timeout(timeout)
+    dtype_backend = check_dtype_backend(dtype_backend)
+    if not isinstance(progress, bool):
+        raise InvalidArgumentError(f"progress={progress!r}: progress accepts True or False")
+    if not isinstance(refresh, bool):
+        raise InvalidArgumentError(f"refresh={refresh!r}: refresh accepts True or False")
+    settle_ms = _check_settle(settle)
+    cache_root = _check_cache(cache)
+
+    bar = Progress(start_ms, end_ms, enabled=progress)
+    client = Client(
+        api_key, base_url=base_url, timeout=timeout, budget=RateBudget(), on_wait=bar.on_wait
+    )
+    result = ExportResult()
+    try:
+        if cache_root is None:
+            sink: Any = MemorySink((start_ms, end_ms), workers)
+        else:
+            from croct_pandas.cache import open_sink
+
+            sink = open_sink(
+                cache_root,
+                client,
+                window=(start_ms, end_ms),
+                events=wanted,
+                workers=workers,
+                refresh=refresh,
+                settle_ms=settle_ms,
+                now_ms=call_time,
+            )
+        tasks = sink.plan()
+        bar.skip_covered(tasks)
+        _run(client, sink, tasks, wanted, page_size, workers, bar, result)
+    finally:
+        bar.close()
+        client.close()
+    attrs = {
+        "metadata": result.metadata,
+        "start": _iso(start_ms),
+        "end": _iso(end_ms),
+        "events": sorted(wanted) if wanted is not None else None,
+        "spec_version": _spec_version(result.spec_versions),
+        "fetched_at": _iso(call_time),
+        "provisional": end_ms > call_time - settle_ms,
+    }
+    attrs.update(sink.attrs())
+    return build_frame(
+        sink.tables(),
+        events=wanted,
+        dtype_backend=dtype_backend,
+        start=start_ms,
+        end=end_ms,
+        attrs=attrs,
+    )
+
+
+def _run(client, sink, tasks, events, page_size, workers, bar, result) -> None:
+    if not tasks:
+        return
+    stop = threading.Event()
+
+    def follow(task: Slice) -> None:
+        position = task.start
+        for page in client.iter_pages(
+            task.start, task.end, events, page_size=page_size, cursor=task.cursor
+        ):
+            if stop.is_set():
+                return
+            normalized = normalize_items(page.items)
+            sink.on_page(task, page, normalized)
+            result.record(page, normalized)
+            last = _last_timestamp(page)
+            bar.advance(task, position, last, len(page.items))
+            position = last if last is not None else position
+        if not stop.is_set():
+            sink.on_slice_done(task)
+            bar.finish(task, position)
+
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(tasks)), thread_name_prefix="croct")
+    futures: list[Future[None]] = [pool.submit(follow, task) for task in tasks]
+    try:
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)
+            for future in done:
+                future.result()  # re-raises the first failure at once
+    except BaseException:
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _last_timestamp(page: Page) -> int | None:
+    for item in reversed(page.items):
+        ts = item.get("timestamp")
+        if isinstance(ts, int):
+            return ts
+    return None
+
+
+def _check_settle(settle: Any) -> int:
+    try:
+        delta = pd.Timedelta(settle)
+    except (TypeError, ValueError):
+        delta = pd.NaT
+    if delta is pd.NaT or isinstance(settle, bool) or delta < pd.Timedelta(0):
+        raise InvalidArgumentError(
+            f"settle={settle!r}: settle accepts a duration >= 0 such as '2h', '30min' or "
+            "pd.Timedelta(hours=2)"
+        )
+    return int(delta / pd.Timedelta(milliseconds=1))
+
+
+def _check_cache(cache: Any) -> str | None:
+    if cache is False:
+        return None
+    if cache is True:
+        from croct_pandas.cache_paths import default_cache_dir
+
+        return default_cache_dir()
+    if isinstance(cache, (str, os.PathLike)) and str(cache):
+        return os.fspath(cache)
+    raise InvalidArgumentError(
+        f"cache={cache!r}: cache accepts True (the user cache dir or CROCT_PANDAS_CACHE), "
+        "False (no cache) or a folder path"
+    )
+
+
+def _spec_version(seen: set[str]) -> str | None:
+    if not seen:
+        return None
+    return seen.pop() if len(seen) == 1 else "mixed"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    moment = _EPOCH + timedelta(milliseconds=ms)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"

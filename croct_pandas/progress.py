@@ -1,0 +1,85 @@
+"""The export's progress bar: the time window done, events fetched, and any wait."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from croct_pandas.slices import Slice
+
+__all__ = ["Progress"]
+
+
+class Progress:
+    """A ``tqdm.auto`` bar over ``[start, end)`` in seconds of event time (no-op when disabled).
+
+    Thread-safe: every worker reports its own slice.
+
+    Examples
+    --------
+    >>> bar = Progress(0, 60_000, enabled=False)
+    >>> bar.advance(Slice(0, 60_000), 0, 30_000, 10)
+    >>> bar.events
+    10
+    """
+
+    def __init__(self, start: int | None, end: int, *, enabled: bool) -> None:
+        self.events = 0
+        self._lock = threading.Lock()
+        self._start = start
+        self._bar: Any = None
+        self._waiting = ""
+        if enabled:
+            from tqdm.auto import tqdm
+
+            total = None if start is None else (end - start) / 1000
+            self._bar = tqdm(
+                total=total,
+                desc="Croct export",
+                unit="s",
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}"
+                if total
+                else "{desc}: {elapsed} {postfix}",
+                leave=True,
+            )
+            self._refresh()
+
+    def skip_covered(self, tasks: Iterable[Slice]) -> None:
+        """Count the parts of the window that need no request (the cache holds them) as done."""
+        if self._bar is None or self._start is None or not self._bar.total:
+            return
+        todo = sum((t.end - t.start) for t in tasks if t.start is not None) / 1000
+        with self._lock:
+            self._bar.update(max(0.0, self._bar.total - todo))
+
+    def advance(self, task: Slice, position: int | None, last: int | None, events: int) -> None:
+        with self._lock:
+            self.events += events
+            self._waiting = ""
+            if self._bar is not None:
+                if position is not None and last is not None and last > position:
+                    self._bar.update(min(last, task.end) / 1000 - position / 1000)
+                self._refresh()
+
+    def finish(self, task: Slice, position: int | None) -> None:
+        with self._lock:
+            if self._bar is not None and position is not None and task.end > position:
+                self._bar.update((task.end - position) / 1000)
+                self._refresh()
+
+    def on_wait(self, seconds: float, reason: str) -> None:
+        with self._lock:
+            self._waiting = f" · waiting {seconds:.1f} s ({reason})"
+            self._refresh()
+
+    def _refresh(self) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"{self.events:,} events{self._waiting}", refresh=True)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._bar is not None:
+                self._waiting = ""
+                self._refresh()
+                self._bar.close()
