@@ -62,7 +62,7 @@ class Column:
             if arr is None:
                 out.append(pa.nulls(n, type_))
             else:
-                out.append(arr if arr.type == type_ else pc.cast(arr, type_))
+                out.extend(_pieces(arr if arr.type == type_ else pc.cast(arr, type_)))
         return pa.chunked_array(out, type_)
 
     def gather(self, name: str, types: Sequence[str], sizes: Sequence[int], order: pa.Array):
@@ -86,7 +86,7 @@ class Column:
                 texts = [None if _is_missing(v) else _text(v) for v in values]
                 raw_text = pa.array(texts, pa.string()).take(indices)
                 base = pc.if_else(pc.is_valid(raw_text), raw_text, base)
-            chunks.append(base)
+            chunks.extend(_pieces(base))
         return pa.chunked_array(chunks, pa.string()).take(order).combine_chunks()
 
     def _list_fallback(self, name: str, types, sizes, order) -> pa.Array:
@@ -106,6 +106,10 @@ class Column:
             _warn(f"column {name!r} holds lists of mixed shapes; it is kept as JSON text")
             arr = pa.array([None if v is None else _text(v) for v in values], pa.string())
         return arr.take(order)
+
+
+def _pieces(arr: Any) -> list[pa.Array]:
+    return arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
 
 
 def _is_missing(value: Any) -> bool:
