@@ -7,6 +7,7 @@ sorted once and every column is gathered with one ``take``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from croct_pandas.errors import SchemaWarning
 from croct_pandas.frame_infer import (
     MISSING,
     Column,
@@ -36,6 +38,7 @@ __all__ = ["DTYPE_BACKENDS", "build_frame", "check_dtype_backend", "empty_frame"
 DTYPE_BACKENDS = (None, "numpy_nullable", "pyarrow")
 _TIME = pa.timestamp("ms", tz="UTC")
 _CORE = ("id", "type", "timestamp", "sessionId", "userId", "systemTimestamp")
+_TIME_CORE = ("timestamp", "systemTimestamp")
 _CORE_ARROW = {
     "id": pa.string(),
     "timestamp": _TIME,
@@ -217,7 +220,17 @@ def _apply_raw(event_type: str, table: pa.Table, inferred: InferredValues, colum
     names = set(storage_schema(event_type).names)
     for path in paths:
         values = [o.get(path, missing) for o in objects]
-        if path in names and path in columns:
+        if path in _TIME_CORE:
+            # the frame's order and windows rest on these: they stay datetimes (NaT here) and
+            # the value as sent goes beside them
+            warn_schema(
+                f"column {path!r} holds values that are not epoch milliseconds; "
+                f"they are kept in {path + '_raw'!r}"
+            )
+            inferred.add(
+                path + "_raw", event_type, indices, [None if v is missing else v for v in values]
+            )
+        elif path in names and path in columns:
             columns[path].add_raw(event_type, indices, values)
         else:
             inferred.add(path, event_type, indices, [None if v is missing else v for v in values])
@@ -256,3 +269,7 @@ def check_dtype_backend(value: object) -> str | None:
             f"dtype_backend must be None, 'numpy_nullable' or 'pyarrow', not {value!r}"
         )
     return value  # type: ignore[return-value]
+
+
+def warn_schema(message: str) -> None:
+    warnings.warn(message, SchemaWarning, stacklevel=5)

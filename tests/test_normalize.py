@@ -384,3 +384,12 @@ def test_no_warning_for_clean_data():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         frame([event({"@type": "cartModified", "cart": CART})])
+
+
+def test_a_bad_timestamp_keeps_the_row_and_its_value_beside_it():
+    bad = event({"@type": "tabOpened", "tabId": "t"}, i=1, timestamp="yesterday")
+    with pytest.warns(SchemaWarning, match="timestamp"):
+        df = frame([event({"@type": "tabOpened", "tabId": "t"}), bad])
+    assert str(df["timestamp"].dtype) == "datetime64[ms, UTC]"
+    assert df["timestamp"].isna().sum() == 1
+    assert df["timestamp_raw"].dropna().tolist() == ["yesterday"]
