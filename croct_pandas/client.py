@@ -171,7 +171,7 @@ class RequestsTransport:
         return Response(reply.status_code, dict(reply.headers), reply.content)
 
     def close(self) -> None:
-        """Close every thread's session."""
+        """Close every thread's session; a later call opens new ones."""
         with self._lock:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
@@ -343,7 +343,14 @@ class Client:
         raise TypeError("a Client holds an API key and is never pickled; build one in each process")
 
     def close(self) -> None:
-        """Close the HTTP sessions of the default transport."""
+        """Close the HTTP sessions of the default transport (also done by ``with Client():``).
+
+        Examples
+        --------
+        >>> with Client("my-key") as client:
+        ...     client.base_url
+        'https://api.croct.io'
+        """
         if self._own_transport and isinstance(self._transport, RequestsTransport):
             self._transport.close()
 

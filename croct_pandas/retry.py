@@ -184,7 +184,15 @@ class RateBudget:
         return self._rate
 
     def acquire(self, on_wait: OnWait | None = None) -> float:
-        """Block until a request may go; return the seconds waited."""
+        """Block until a request may go; return the seconds waited.
+
+        ``on_wait(seconds, "rate limited")`` is called before each sleep.
+
+        Examples
+        --------
+        >>> RateBudget().acquire()  # unlimited: never waits
+        0.0
+        """
         waited = 0.0
         while True:
             with self._lock:
@@ -206,7 +214,15 @@ class RateBudget:
             waited += wait
 
     def on_success(self) -> None:
-        """A request succeeded: grow the allowed rate a little."""
+        """A request succeeded: grow the allowed rate by ``increase`` (additive increase).
+
+        Examples
+        --------
+        >>> budget = RateBudget(increase=1.0)
+        >>> budget.on_rate_limited(0.0)  # nothing sent yet: the rate starts at the floor
+        >>> budget.rate, (budget.on_success(), budget.rate)[1]
+        (0.2, 1.2)
+        """
         with self._lock:
             if self._rate is not None:
                 self._rate += self.increase
@@ -214,7 +230,15 @@ class RateBudget:
                     self._rate = None
 
     def on_rate_limited(self, wait: float) -> None:
-        """The server answered 429: halve the rate and hold every worker for ``wait`` seconds."""
+        """The server answered 429: halve the rate and hold every worker for ``wait`` seconds.
+
+        Examples
+        --------
+        >>> budget = RateBudget(min_rate=1.0)
+        >>> budget.on_rate_limited(0.0)
+        >>> budget.rate
+        1.0
+        """
         with self._lock:
             now = self._clock()
             if now >= self._blocked_until:
