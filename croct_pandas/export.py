@@ -36,7 +36,10 @@ from croct_pandas.progress import Progress
 from croct_pandas.retry import RateBudget
 from croct_pandas.slices import Slice, plan_slices
 
-__all__ = ["ExportResult", "Sink", "read_croct_events"]
+__all__ = ["BATCH_EVENTS", "ExportResult", "MemorySink", "Sink", "read_croct_events"]
+
+#: Events normalised per call when pages are kept in memory.
+BATCH_EVENTS = 10_000
 
 logger = logging.getLogger("croct_pandas.export")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -47,7 +50,7 @@ class Sink(Protocol):
 
     def plan(self) -> list[Slice]: ...
 
-    def on_page(self, task: Slice, page: Page, normalized: NormalizedPage) -> None: ...
+    def on_page(self, task: Slice, page: Page, normalized: NormalizedPage | None) -> None: ...
 
     def on_slice_done(self, task: Slice) -> None: ...
 
@@ -66,33 +69,53 @@ class ExportResult:
         self.events = 0
         self._lock = threading.Lock()
 
-    def record(self, page: Page, normalized: NormalizedPage) -> None:
+    def record(self, page: Page, normalized: NormalizedPage | None) -> None:
         with self._lock:
             if page.metadata and not self.metadata:
                 self.metadata = dict(page.metadata)
-            self.spec_versions |= normalized.spec_versions
+            if normalized is not None:
+                self.spec_versions |= normalized.spec_versions
             self.pages += 1
             self.events += len(page.items)
 
 
 class MemorySink:
-    """Keeps every page's tables in memory (``cache=False``)."""
+    """Keeps every page's tables in memory (``cache=False``).
+
+    Pages are normalised in batches of about :data:`BATCH_EVENTS` events per slice: per-call
+    costs then stay small, and no more than one batch per worker is ever held as Python dicts.
+    """
+
+    takes_raw_pages = True
 
     def __init__(self, window: tuple[int | None, int], workers: int) -> None:
         self.window = window
         self.workers = workers
+        self.spec_versions: set[str] = set()
         self._tables: list[tuple[str, pa.Table]] = []
+        self._buffers: dict[Slice, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     def plan(self) -> list[Slice]:
         return plan_slices(self.window[0], self.window[1], self.workers)
 
-    def on_page(self, task: Slice, page: Page, normalized: NormalizedPage) -> None:
-        with self._lock:
-            self._tables.extend(normalized.tables.items())
+    def on_page(self, task: Slice, page: Page, normalized: NormalizedPage | None) -> None:
+        buffer = self._buffers.setdefault(task, [])
+        buffer.extend(page.items)
+        if len(buffer) >= BATCH_EVENTS:
+            self._flush(task)
 
     def on_slice_done(self, task: Slice) -> None:
-        pass
+        self._flush(task)
+
+    def _flush(self, task: Slice) -> None:
+        items = self._buffers.pop(task, [])
+        if not items:
+            return
+        normalized = normalize_items(items)
+        with self._lock:
+            self._tables.extend(normalized.tables.items())
+            self.spec_versions |= normalized.spec_versions
 
     def tables(self) -> Iterable[tuple[str, pa.Table]]:
         return self._tables
@@ -216,7 +239,7 @@ def read_croct_events(
         "start": _iso(start_ms),
         "end": _iso(end_ms),
         "events": sorted(wanted) if wanted is not None else None,
-        "spec_version": _spec_version(result.spec_versions),
+        "spec_version": _spec_version(result.spec_versions | getattr(sink, "spec_versions", set())),
         "fetched_at": _iso(call_time),
         "provisional": end_ms > call_time - settle_ms,
     }
@@ -235,6 +258,7 @@ def _run(client, sink, tasks, events, page_size, workers, bar, result) -> None:
     if not tasks:
         return
     stop = threading.Event()
+    raw_pages = getattr(sink, "takes_raw_pages", False)
 
     def follow(task: Slice) -> None:
         position = task.start
@@ -243,7 +267,7 @@ def _run(client, sink, tasks, events, page_size, workers, bar, result) -> None:
         ):
             if stop.is_set():
                 return
-            normalized = normalize_items(page.items)
+            normalized = None if raw_pages else normalize_items(page.items)
             sink.on_page(task, page, normalized)
             result.record(page, normalized)
             last = _last_timestamp(page)

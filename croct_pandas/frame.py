@@ -80,7 +80,8 @@ def build_frame(
     per_type: dict[str, pa.Table] = {}
     for event_type in sorted(chunks):
         table = _window(pa.concat_tables(chunks[event_type]), start, end)
-        table = _last_copy_wins(table)
+        # one chunk per column: every later take and cast then runs once, not per page
+        table = _last_copy_wins(table).combine_chunks()
         if table.num_rows:
             per_type[event_type] = table
     del chunks

@@ -36,12 +36,14 @@ __all__ = [
     "ENUMS",
     "EVENT_TYPES",
     "PAYLOAD_FIELDS",
+    "RAW_COLUMN",
     "RENAMES_0_8",
     "Field",
     "arrow_type",
     "column_order",
     "fields_for",
     "normalize_enum",
+    "storage_schema",
 ]
 
 #: The 25 event types of spec 0.7.1, in the spec's order.
@@ -416,3 +418,36 @@ def _tree(fields: Iterable[Field]) -> dict[str, object]:
             node = child
         node[f.path[-1]] = f
     return root
+
+
+#: Per row, JSON text of every value that did not fit its column (column -> value as sent).
+RAW_COLUMN = "_croct_raw"
+
+_TIME = pa.timestamp("ms", tz="UTC")
+_CORE_STORAGE = (
+    ("id", pa.string()),
+    ("timestamp", _TIME),
+    ("sessionId", pa.string()),
+    ("userId", pa.string()),
+    ("systemTimestamp", _TIME),
+)
+
+
+@cache
+def storage_schema(event_type: str) -> pa.Schema:
+    """The Arrow schema of every normalised table (and cache file) of ``event_type``.
+
+    The core columns (``type`` lives outside the table), ``context.*``, the type's
+    ``payload.*`` fields with their schema types (free-form objects as JSON text), and
+    ``_croct_raw``.
+
+    Examples
+    --------
+    >>> storage_schema("tabOpened").names[-2:]
+    ['payload.tabId', '_croct_raw']
+    """
+    columns = list(_CORE_STORAGE)
+    columns += [("context." + f.name, arrow_type(f)) for f in CONTEXT_FIELDS]
+    columns += [("payload." + f.name, arrow_type(f)) for f in fields_for(event_type)]
+    columns.append((RAW_COLUMN, pa.string()))
+    return pa.schema(columns)
