@@ -106,12 +106,14 @@ class Explorer:
         days = _days(s.first_day, s.last_day)
         controls: dict[str, Any] = {}
         if days:
+            label = "%b %d" if days[0].year == days[-1].year else "%d %b %y"
             controls["dates"] = w.SelectionRangeSlider(
-                options=[(d.strftime("%d %b %Y"), d) for d in days],
+                # the slider's readout is narrow: the year only when the range spans two
+                options=[(d.strftime(label), d) for d in days],
                 index=(0, len(days) - 1),
                 description="Dates",
                 continuous_update=False,
-                layout=w.Layout(width="95%"),
+                layout=w.Layout(width="720px"),
             )
         controls["types"] = w.SelectMultiple(
             options=s.types, value=tuple(s.types), rows=6, description="Event types", layout=wide
@@ -133,10 +135,19 @@ class Explorer:
             allow_duplicates=True,
             layout=w.Layout(width="95%"),
         )
-        controls["within"] = w.Dropdown(options=list(WINDOWS), value="7 days", description="Window")
+        controls["within"] = w.Dropdown(
+            options=list(WINDOWS),
+            value="7 days",
+            description="Window",
+            layout=w.Layout(width="180px"),
+        )
         controls["by"] = w.ToggleButtons(options=list(_BY), value="people", description="Count")
+        controls["by"].style.button_width = "80px"
         controls["breakdown"] = w.Dropdown(
-            options=[_NO_BREAKDOWN, *s.breakdowns], value=_NO_BREAKDOWN, description="Breakdown"
+            options=[_NO_BREAKDOWN, *s.breakdowns],
+            value=_NO_BREAKDOWN,
+            description="Breakdown",
+            layout=w.Layout(width="420px"),
         )
         for control in controls.values():
             control.style.description_width = "initial"
@@ -148,11 +159,14 @@ class Explorer:
         rows = [
             w.HTML("<b>Filters</b>"),
             *([c["dates"]] if "dates" in c else []),
-            w.HBox(filters),
+            w.HBox(filters, layout=w.Layout(flex_flow="row wrap", grid_gap="4px 16px")),
             c["url"],
             w.HTML("<b>Funnel</b> (type a step or pick one; drag to reorder)"),
             c["steps"],
-            w.HBox([c["within"], c["by"], c["breakdown"]]),
+            w.HBox(
+                [c["within"], c["by"], c["breakdown"]],
+                layout=w.Layout(flex_flow="row wrap", align_items="center", grid_gap="4px 24px"),
+            ),
             self.status,
             self.chart,
             self.table,
@@ -263,4 +277,13 @@ def _table_html(table: pd.DataFrame) -> str:
     for column in shown.columns[:1]:
         if column != "step":
             shown[column] = shown[column].astype("string").fillna(UNKNOWN)
-    return shown.to_html(index=False, border=0, classes="croct-funnel-table")
+    return _TABLE_STYLE + shown.to_html(index=False, border=0, classes="croct-funnel-table")
+
+
+_TABLE_STYLE = """<style>
+.croct-funnel-table { border-collapse: collapse; font-size: 13px; }
+.croct-funnel-table th, .croct-funnel-table td { padding: 3px 10px; text-align: right; }
+.croct-funnel-table th { border-bottom: 1px solid #888; }
+.croct-funnel-table tr:nth-child(even) td { background: #f4f6fa; }
+</style>
+"""
