@@ -270,6 +270,10 @@ class ExplorerState:
             self._results.popitem(last=False)
         return result
 
+    def forget_results(self) -> None:
+        """Drop the remembered funnel results (the filter masks stay): the next run recomputes."""
+        self._results.clear()
+
     def count(self, q: Query) -> int:
         """How many rows the filters of ``q`` keep."""
         return int(np.count_nonzero(self.mask(q)))
