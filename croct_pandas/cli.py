@@ -168,13 +168,14 @@ def write_frame(frame: Any, path: str) -> None:
 def read_frame(path: str) -> Any:
     """Read a file written by ``export``: Parquet as is, JSON Lines through the normaliser."""
     import orjson
-    import pandas as pd
 
     suffix = os.path.splitext(path)[1].lower()
     if not os.path.exists(path):
         raise UsageError(f"{path!r}: no such file")
     if suffix == ".parquet":
-        return pd.read_parquet(path)
+        from croct_pandas.frame import read_parquet_frame
+
+        return read_parquet_frame(path)
     if suffix == ".jsonl":
         from croct_pandas.frame import build_frame
         from croct_pandas.normalize import normalize_items

@@ -62,10 +62,10 @@ def run_demo(
         )
         cold = time.perf_counter() - began
         cold_requests = len(emu.requests)
-        injected = sum(1 for r in emu.requests if r.faults)
+        injected = [f for r in emu.requests for f in r.faults if f != "latency"]
         print(
-            f"\nExported {len(frame):,} events in {cold:.1f} s: {cold_requests} requests, "
-            f"{injected} of them answered with an injected fault and retried"
+            f"\nExported {len(frame):,} events in {cold:.1f} s with {cold_requests} requests; "
+            f"survived {len(injected)} injected faults ({_kinds(injected)})"
         )
         _print_metadata(frame.attrs["croct"].get("metadata") or {})
         print(f"\nFrame: {frame.shape[0]:,} rows x {frame.shape[1]} columns")
@@ -95,6 +95,14 @@ def run_demo(
             f"{len(emu.requests)} requests (served from the cache in {cache!s})"
         )
     return 0
+
+
+def _kinds(faults: list[str]) -> str:
+    counts: dict[str, int] = {}
+    for fault in faults:
+        kind = fault.split(":")[0].replace("_", " ")
+        counts[kind] = counts.get(kind, 0) + 1
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "none"
 
 
 def _print_metadata(metadata: dict[str, Any]) -> None:

@@ -33,7 +33,13 @@ from croct_pandas.schema import (
     fields_for,
 )
 
-__all__ = ["DTYPE_BACKENDS", "build_frame", "check_dtype_backend", "empty_frame"]
+__all__ = [
+    "DTYPE_BACKENDS",
+    "build_frame",
+    "check_dtype_backend",
+    "empty_frame",
+    "read_parquet_frame",
+]
 
 DTYPE_BACKENDS = (None, "numpy_nullable", "pyarrow")
 _TIME = pa.timestamp("ms", tz="UTC")
@@ -247,7 +253,7 @@ def _to_pandas(table: pa.Table, dtype_backend: str | None) -> pd.DataFrame:
         nullable_floats = dtype_backend == "numpy_nullable"
 
         def mapper(t: pa.DataType) -> Any:
-            if pa.types.is_string(t):
+            if pa.types.is_string(t) or pa.types.is_large_string(t):
                 return pd.StringDtype("pyarrow")
             if pa.types.is_integer(t):
                 return pd.Int64Dtype()
@@ -255,11 +261,39 @@ def _to_pandas(table: pa.Table, dtype_backend: str | None) -> pd.DataFrame:
                 return pd.BooleanDtype()
             if pa.types.is_floating(t) and nullable_floats:
                 return pd.Float64Dtype()
-            if pa.types.is_list(t) or pa.types.is_struct(t):
+            if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_struct(t):
                 return pd.ArrowDtype(t)
             return None
 
     frame = table.to_pandas(types_mapper=mapper, split_blocks=True, self_destruct=True)
+    return frame
+
+
+def read_parquet_frame(path: str, dtype_backend: str | None = None) -> pd.DataFrame:
+    """Read a frame that ``df.to_parquet()`` wrote, with the frame's dtypes.
+
+    ``pd.read_parquet`` cannot rebuild the ``ArrowDtype`` list-of-struct columns from pandas'
+    metadata (it raises "data type ... not understood"); this reads through pyarrow instead.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> frame = empty_frame(["orderPlaced"])
+    >>> path = os.path.join(tempfile.mkdtemp(), "events.parquet")
+    >>> frame.to_parquet(path)
+    >>> read_parquet_frame(path).dtypes.equals(frame.dtypes)
+    True
+    """
+    import json
+
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    metadata = table.schema.metadata or {}
+    frame = _to_pandas(table.replace_schema_metadata(None), dtype_backend)
+    attrs = metadata.get(b"PANDAS_ATTRS")
+    if attrs:
+        frame.attrs = json.loads(attrs)
     return frame
 
 

@@ -196,6 +196,8 @@ def build_inferred(flat: dict[str, list[_Entry]], *, sizes_by_type: dict[str, in
     columns: dict[str, _InferredColumn] = {}
     for path, entries in flat.items():
         non_null = [v for e in entries for v in e.values if v is not None]
+        if not non_null:
+            continue  # a key that only ever holds null is the same as a missing key
         expect = next((e.expect for e in entries if e.expect not in (None, "any")), None)
         type_, convert = _infer(path, non_null, expect)
         arrays = {}

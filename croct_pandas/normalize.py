@@ -25,7 +25,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from croct_pandas.normalize_slow import CORE_KEYS, normalize_group_slow
+from croct_pandas.normalize_slow import CORE_KEYS, convert_list, normalize_group_slow
 from croct_pandas.normalize_tree import DISCRIMINATORS, Node, Raw, context_node, payload_node
 from croct_pandas.schema import (
     CODE_ENUMS,
@@ -248,12 +248,18 @@ def _conversion_type(f: Field, variant: int) -> pa.DataType:
     return _loose(arrow_type(f))
 
 
+def _in_python(f: Field) -> bool:
+    """Fields built in Python: free-form objects, and patch operations whose values of any
+    JSON type become JSON text."""
+    return f.kind == "map" or f.path[-1] == "operations"
+
+
 def _node_struct(node: Node, variant: int) -> pa.StructType:
     fields = []
     for key, child in node.children.items():
         if isinstance(child, Node):
             fields.append((key, _node_struct(child, variant)))
-        elif child.kind != "map":
+        elif not _in_python(child):
             fields.append((key, _conversion_type(child, variant)))
     return pa.struct(fields)
 
@@ -307,7 +313,12 @@ def _storage_table(event_type: str, items, leaves: dict[str, Any], variant: int,
     payloads = [item.get("payload") for item in items]
     for f in fields_for(event_type):
         name = "payload." + f.name
-        cols[name] = _maps(payloads, f.path) if f.kind == "map" else _kind(f, leaves[name], variant)
+        if f.kind == "map":
+            cols[name] = _maps(payloads, f.path)
+        elif _in_python(f):
+            cols[name] = convert_list(f, [_get(p, f.path) for p in payloads], name, raw)
+        else:
+            cols[name] = _kind(f, leaves[name], variant)
     cols[RAW_COLUMN] = raw.column(n)
     schema = storage_schema(event_type)
     return pa.Table.from_arrays([cols[name] for name in schema.names], schema=schema)
@@ -346,6 +357,14 @@ def _kind(f: Field, values: pa.Array, variant: int) -> pa.Array:
         return pc.binary_join(values, ",")
     target = arrow_type(f)
     return values if values.type == target else pc.cast(values, target)
+
+
+def _get(obj: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if obj is None:
+            return None
+        obj = obj.get(key)
+    return obj
 
 
 def _maps(objects: list[Any], path: tuple[str, ...]) -> pa.Array:

@@ -18,7 +18,7 @@ import pyarrow as pa
 from croct_pandas.normalize_tree import Node, Raw, context_node, payload_node
 from croct_pandas.schema import RAW_COLUMN, Field, arrow_type, normalize_enum, storage_schema
 
-__all__ = ["CORE_KEYS", "event_id", "normalize_group_slow"]
+__all__ = ["CORE_KEYS", "convert_list", "event_id", "normalize_group_slow"]
 
 CORE_KEYS = frozenset(
     {"id", "eventId", "timestamp", "sessionId", "userId", "systemTimestamp", "context", "payload"}
@@ -131,7 +131,7 @@ def _convert(f: Field, values: list[Any], path: str, raw: Raw) -> pa.Array:
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             pass  # out of range: sorted out value by value below
     if kind == "list":
-        return _convert_list(f, values, path, raw)
+        return convert_list(f, values, path, raw)
     convert = _converter(f)
     out: list[Any] = []
     for i, v in enumerate(values):
@@ -211,7 +211,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def _convert_list(f: Field, values: list[Any], path: str, raw: Raw) -> pa.Array:
+def convert_list(f: Field, values: list[Any], path: str, raw: Raw) -> pa.Array:
     target = arrow_type(f)
     assert isinstance(target, pa.ListType)
     element = target.value_type
