@@ -254,7 +254,16 @@ def read_croct_events(
     )
 
 
-def _run(client, sink, tasks, events, page_size, workers, bar, result) -> None:
+def _run(
+    client: Client,
+    sink: Sink,
+    tasks: list[Slice],
+    events: tuple[str, ...] | None,
+    page_size: int,
+    workers: int,
+    bar: Progress,
+    result: ExportResult,
+) -> None:
     if not tasks:
         return
     stop = threading.Event()

@@ -28,6 +28,7 @@ from croct_pandas.normalize import RAW_COLUMN, storage_schema
 from croct_pandas.schema import (
     CONTEXT_FIELDS,
     EVENT_TYPES,
+    Field,
     arrow_type,
     column_order,
     fields_for,
@@ -97,7 +98,9 @@ def build_frame(
     return frame
 
 
-def empty_frame(events: Sequence[str] | None = None, dtype_backend: str | None = None):
+def empty_frame(
+    events: Sequence[str] | None = None, dtype_backend: str | None = None
+) -> pd.DataFrame:
     """The frame of no events: every column of the requested types, with its dtype."""
     return build_frame([], events=events, dtype_backend=dtype_backend)
 
@@ -128,7 +131,9 @@ def _last_copy_wins(table: pa.Table) -> pa.Table:
 # -- assembling ----------------------------------------------------------------------------
 
 
-def _assemble(per_type: dict[str, pa.Table], known_types: list[str], dtype_backend: str | None):
+def _assemble(
+    per_type: dict[str, pa.Table], known_types: list[str], dtype_backend: str | None
+) -> pd.DataFrame:
     types = list(per_type)
     sizes = [per_type[t].num_rows for t in types]
     columns: dict[str, Column] = {}
@@ -171,7 +176,11 @@ def _sort_indices(per_type: dict[str, pa.Table], types: list[str]) -> pa.Array:
     return pc.sort_indices(keys, sort_keys=[("timestamp", "ascending"), ("id", "ascending")])
 
 
-def _column_names(columns: dict[str, Column], extra: dict[str, Column], schema_cols) -> list[str]:
+def _column_names(
+    columns: dict[str, Column],
+    extra: Mapping[str, object],
+    schema_cols: list[tuple[str, Field]],
+) -> list[str]:
     names = list(_CORE)
     context_schema = [n for n, _ in schema_cols if n.startswith("context.")]
     payload_schema = [n for n, _ in schema_cols if n.startswith("payload.")]
@@ -183,7 +192,9 @@ def _column_names(columns: dict[str, Column], extra: dict[str, Column], schema_c
     return names + context_schema + context_extra + payload_schema + payload_extra + other
 
 
-def _type_column(types, sizes, known_types, order) -> pa.Array:
+def _type_column(
+    types: Sequence[str], sizes: Sequence[int], known_types: Sequence[str], order: pa.Array
+) -> pa.Array:
     categories = sorted(set(known_types) | set(types))
     code = {t: i for i, t in enumerate(categories)}
     codes = pa.chunked_array(
@@ -203,7 +214,9 @@ def _distinct(values: pa.ChunkedArray) -> tuple[pa.Array, list[Any]]:
     return encoded.indices, parsed
 
 
-def _expand_maps(event_type: str, table: pa.Table, inferred: InferredValues, columns) -> None:
+def _expand_maps(
+    event_type: str, table: pa.Table, inferred: InferredValues, columns: dict[str, Column]
+) -> None:
     maps = [("context.", f) for f in CONTEXT_FIELDS if f.kind == "map"]
     maps += [("payload.", f) for f in fields_for(event_type) if f.kind == "map"]
     for prefix, f in maps:
@@ -217,7 +230,9 @@ def _expand_maps(event_type: str, table: pa.Table, inferred: InferredValues, col
             inferred.add(f"{name}.{key}", event_type, indices, values, expect=f.element)
 
 
-def _apply_raw(event_type: str, table: pa.Table, inferred: InferredValues, columns) -> None:
+def _apply_raw(
+    event_type: str, table: pa.Table, inferred: InferredValues, columns: dict[str, Column]
+) -> None:
     raw = table.column(RAW_COLUMN)
     if raw.null_count == table.num_rows:
         return
@@ -303,7 +318,7 @@ def check_dtype_backend(value: object) -> str | None:
         raise ValueError(
             f"dtype_backend must be None, 'numpy_nullable' or 'pyarrow', not {value!r}"
         )
-    return value  # type: ignore[return-value]
+    return value
 
 
 def warn_schema(message: str) -> None:

@@ -10,7 +10,7 @@ type, and :func:`build_inferred` types them over the whole result, as ``event-fr
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +55,9 @@ class Column:
     def add_raw(self, event_type: str, indices: pa.Array, values: list[Any]) -> None:
         self.raw[event_type] = (indices, values)
 
-    def _chunks(self, types: Sequence[str], sizes: Sequence[int], type_: pa.DataType):
+    def _chunks(
+        self, types: Sequence[str], sizes: Sequence[int], type_: pa.DataType
+    ) -> pa.ChunkedArray:
         out = []
         for t, n in zip(types, sizes):
             arr = self.present.get(t)
@@ -65,7 +67,9 @@ class Column:
                 out.extend(_pieces(arr if arr.type == type_ else pc.cast(arr, type_)))
         return pa.chunked_array(out, type_)
 
-    def gather(self, name: str, types: Sequence[str], sizes: Sequence[int], order: pa.Array):
+    def gather(
+        self, name: str, types: Sequence[str], sizes: Sequence[int], order: pa.Array
+    ) -> pa.Array:
         if self.raw:
             return self._fallback(name, types, sizes, order)
         values = self._chunks(types, sizes, self.type).take(order).combine_chunks()
@@ -73,7 +77,9 @@ class Column:
             return _categorical(name, self.enum, values)
         return values
 
-    def _fallback(self, name: str, types, sizes, order) -> pa.Array:
+    def _fallback(
+        self, name: str, types: Sequence[str], sizes: Sequence[int], order: pa.Array
+    ) -> pa.Array:
         if pa.types.is_list(self.type):
             return self._list_fallback(name, types, sizes, order)
         _warn(f"column {name!r} holds values that are not {self.type}; it is kept as text")
@@ -89,7 +95,9 @@ class Column:
             chunks.extend(_pieces(base))
         return pa.chunked_array(chunks, pa.string()).take(order).combine_chunks()
 
-    def _list_fallback(self, name: str, types, sizes, order) -> pa.Array:
+    def _list_fallback(
+        self, name: str, types: Sequence[str], sizes: Sequence[int], order: pa.Array
+    ) -> pa.Array:
         values: list[Any] = []
         for t, n in zip(types, sizes):
             arr = self.present.get(t)
@@ -152,7 +160,14 @@ class InferredValues:
     def __init__(self) -> None:
         self.paths: dict[str, list[_Entry]] = {}
 
-    def add(self, path: str, event_type: str, indices: pa.Array, values: list[Any], expect=None):
+    def add(
+        self,
+        path: str,
+        event_type: str,
+        indices: pa.Array,
+        values: list[Any],
+        expect: pa.DataType | str | None = None,
+    ) -> None:
         self.paths.setdefault(path, []).append(_Entry(event_type, indices, values, expect))
 
 
@@ -186,12 +201,16 @@ class _InferredColumn:
     arrays: dict[str, pa.Array]
     type: pa.DataType
 
-    def gather(self, name: str, types, sizes, order) -> pa.Array:
+    def gather(
+        self, name: str, types: Sequence[str], sizes: Sequence[int], order: pa.Array
+    ) -> pa.Array:
         chunks = [self.arrays.get(t, pa.nulls(n, self.type)) for t, n in zip(types, sizes)]
         return pa.chunked_array(chunks, self.type).take(order).combine_chunks()
 
 
-def build_inferred(flat: dict[str, list[_Entry]], *, sizes_by_type: dict[str, int]):
+def build_inferred(
+    flat: dict[str, list[_Entry]], *, sizes_by_type: dict[str, int]
+) -> dict[str, _InferredColumn]:
     """Type each inferred column over all its values, and build its per-type arrays."""
     columns: dict[str, _InferredColumn] = {}
     for path, entries in flat.items():
@@ -212,7 +231,7 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def _infer(path: str, values: list[Any], expect: Any):
+def _infer(path: str, values: list[Any], expect: Any) -> tuple[pa.DataType, Callable[[Any], Any]]:
     kinds = {type(v) for v in values}
     if expect == "float":
         if kinds <= {int, float}:
@@ -242,6 +261,6 @@ def _infer(path: str, values: list[Any], expect: Any):
     return _mixed(path)
 
 
-def _mixed(path: str):
+def _mixed(path: str) -> tuple[pa.DataType, Callable[[Any], Any]]:
     _warn(f"column {path!r} mixes value types; it is kept as text (non-strings as JSON)")
     return pa.string(), _text

@@ -77,7 +77,13 @@ def explode_items(frame: pd.DataFrame) -> pd.DataFrame:
     return out.loc[order].reset_index(drop=True)
 
 
-def _add_product_abandoned(frame, types, parents, currencies, columns) -> None:
+def _add_product_abandoned(
+    frame: pd.DataFrame,
+    types: pd.Series,
+    parents: list[np.ndarray],
+    currencies: list[pa.Array],
+    columns: dict[str, list[pa.Array]],
+) -> None:
     rows = np.flatnonzero((types == "productAbandoned").to_numpy(dtype=bool, na_value=False))
     if not len(rows):
         return

@@ -294,7 +294,13 @@ def _flatten(array: pa.StructArray, prefix: str = "") -> dict[str, Any]:
 # -- to the storage schema --------------------------------------------------------------------
 
 
-def _storage_table(event_type: str, items, leaves: dict[str, Any], variant: int, raw: Raw):
+def _storage_table(
+    event_type: str,
+    items: list[Mapping[str, Any]],
+    leaves: dict[str, Any],
+    variant: int,
+    raw: Raw,
+) -> pa.Table:
     n = len(items)
     cols: dict[str, Any] = {
         "id": _ids(items, leaves),
@@ -324,7 +330,7 @@ def _storage_table(event_type: str, items, leaves: dict[str, Any], variant: int,
     return pa.Table.from_arrays([cols[name] for name in schema.names], schema=schema)
 
 
-def _ids(items, leaves: dict[str, Any]) -> pa.Array:
+def _ids(items: list[Mapping[str, Any]], leaves: dict[str, Any]) -> pa.Array:
     ids = pc.coalesce(leaves["id"], leaves["eventId"])
     if ids.null_count:
         # events from specs before 0.6.0 carry no id: a stable one from their canonical JSON

@@ -54,8 +54,8 @@ def normalize_group_slow(event_type: str, items: list[Mapping[str, Any]]) -> pa.
                 raw.put(i, key, it[key])
     contexts = _objects([it.get("context") for it in items], "context", raw)
     _walk(contexts, context_node(), "context.", cols, raw)
-    payloads = [it.get("payload") for it in items]
-    payloads = _objects(payloads, "payload", raw)
+    payload_values = [it.get("payload") for it in items]
+    payloads = _objects(payload_values, "payload", raw)
     _walk(payloads, payload_node(event_type), "payload.", cols, raw)
     cols[RAW_COLUMN] = raw.column(n)
     schema = storage_schema(event_type)

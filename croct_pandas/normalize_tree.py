@@ -30,7 +30,9 @@ class Node:
     known: frozenset[str]
 
 
-def _build_node(fields: Iterable[tuple[tuple[str, ...], Field]], extra_known: Iterable[str] = ()):
+def _build_node(
+    fields: Iterable[tuple[tuple[str, ...], Field]], extra_known: Iterable[str] = ()
+) -> Node:
     children: dict[str, Any] = {}
     for path, f in fields:
         if len(path) == 1:

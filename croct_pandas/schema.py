@@ -125,7 +125,9 @@ class Field:
         return ".".join(self.path)
 
 
-def _f(path: str, kind: str, enum: str | None = None, element: pa.DataType | str | None = None):
+def _f(
+    path: str, kind: str, enum: str | None = None, element: pa.DataType | str | None = None
+) -> Field:
     return Field(tuple(path.split(".")), kind, enum, element)
 
 
