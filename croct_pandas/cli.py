@@ -154,10 +154,13 @@ def write_frame(frame: Any, path: str) -> None:
     if suffix == ".parquet":
         frame.to_parquet(path, index=False)
     elif suffix == ".csv":
+        import pyarrow as pa
+
         out = frame.copy()
         for name, dtype in out.dtypes.items():
             if "list<" in str(dtype):
-                out[name] = [None if v is None else orjson.dumps(v).decode() for v in out[name]]
+                values = pa.array(out[name], from_pandas=True).to_pylist()
+                out[name] = [None if v is None else orjson.dumps(v).decode() for v in values]
         out.to_csv(path, index=False)
     else:
         with open(path, "wb") as f:

@@ -293,10 +293,12 @@ def read_parquet_frame(path: str, dtype_backend: str | None = None) -> pd.DataFr
     Examples
     --------
     >>> import tempfile, os
-    >>> frame = empty_frame(["orderPlaced"])
+    >>> from croct_pandas.emulator import generate_events
+    >>> from croct_pandas.normalize import normalize_items
+    >>> frame = build_frame(normalize_items(generate_events(users=20, days=1)).tables.items())
     >>> path = os.path.join(tempfile.mkdtemp(), "events.parquet")
     >>> frame.to_parquet(path)
-    >>> read_parquet_frame(path).dtypes.equals(frame.dtypes)
+    >>> read_parquet_frame(path).equals(frame)
     True
     """
     import json

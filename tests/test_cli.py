@@ -1,0 +1,206 @@
+"""The croct-pandas command, run as a user runs it: a subprocess, its output and exit code."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+import requests
+
+from croct_pandas.emulator import Emulator, Faults, generate_events
+from croct_pandas.frame import read_parquet_frame
+
+T0 = 1767225600000
+DAY = 86_400_000
+
+
+def cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 240):
+    full_env = {k: v for k, v in os.environ.items() if k != "CROCT_API_KEY"}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "croct_pandas.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def store() -> list[dict]:
+    return generate_events(users=80, days=2, seed=4)
+
+
+@pytest.fixture
+def emu(store):
+    with Emulator(store) as emulator:
+        yield emulator
+
+
+def one_line_error(result, code: int) -> str:
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["demo"], ["export"], ["funnel"], ["cache"], ["cache", "info"], ["cache", "clear"],
+     ["emulator"]],
+)  # fmt: skip
+def test_every_command_has_help(command):
+    result = cli(*command, "--help")
+    assert result.returncode == 0
+    assert "usage: croct-pandas" in result.stdout
+
+
+def test_no_command_is_a_usage_error():
+    assert cli().returncode == 2
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+def test_export_writes_each_format(emu, store, tmp_path, suffix):
+    out = tmp_path / f"events{suffix}"
+    result = cli(
+        "export", "--start", "2026-01-01", "--end", "2026-01-02", "--output", str(out),
+        "--base-url", emu.url, "--no-cache", "--no-progress",
+        env={"CROCT_API_KEY": emu.api_key},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    expected = sum(1 for e in store if T0 <= e["timestamp"] < T0 + DAY)
+    assert f"{expected:,} events" in result.stdout
+    if suffix == ".parquet":
+        assert len(read_parquet_frame(str(out))) == expected
+    elif suffix == ".jsonl":
+        lines = out.read_bytes().splitlines()
+        assert len(lines) == expected
+        assert {orjson.loads(line)["id"] for line in lines} == {
+            e["id"] for e in store if T0 <= e["timestamp"] < T0 + DAY
+        }
+    else:
+        assert len(out.read_text().splitlines()) == expected + 1
+
+
+def test_export_errors_are_one_line_with_the_right_code(emu, tmp_path):
+    key = {"CROCT_API_KEY": emu.api_key}
+    base = ["--base-url", emu.url, "--no-cache", "--no-progress"]
+    bad_suffix = cli("export", "--start", "2026-01-01", "--end", "2026-01-02",
+                     "--output", str(tmp_path / "x.xlsx"), *base, env=key)  # fmt: skip
+    assert ".parquet" in one_line_error(bad_suffix, 2)
+    bad_date = cli("export", "--start", "someday", "--end", "2026-01-02",
+                   "--output", str(tmp_path / "x.parquet"), *base, env=key)  # fmt: skip
+    assert "start" in one_line_error(bad_date, 2)
+    bad_type = cli("export", "--start", "2026-01-01", "--end", "2026-01-02", "--events",
+                   "orderplaced", "--output", str(tmp_path / "x.parquet"), *base,
+                   env=key)  # fmt: skip
+    assert "orderPlaced" in one_line_error(bad_type, 2)
+    no_key = cli("export", "--start", "2026-01-01", "--end", "2026-01-02",
+                 "--output", str(tmp_path / "x.parquet"), *base, env={})  # fmt: skip
+    assert "CROCT_API_KEY" in one_line_error(no_key, 2)
+    wrong_key = cli("export", "--start", "2026-01-01", "--end", "2026-01-02",
+                    "--output", str(tmp_path / "x.parquet"), *base,
+                    env={"CROCT_API_KEY": "not-the-key"})  # fmt: skip
+    message = one_line_error(wrong_key, 1)
+    assert "not-the-key" not in message and "401" in message
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_funnel_reads_both_formats_and_prints_the_table(emu, tmp_path):
+    key = {"CROCT_API_KEY": emu.api_key}
+    tables = []
+    for name in ("events.parquet", "events.jsonl"):
+        path = tmp_path / name
+        assert cli("export", "--start", "2026-01-01", "--end", "2026-01-03", "--output",
+                   str(path), "--base-url", emu.url, "--no-cache", "--no-progress",
+                   env=key).returncode == 0  # fmt: skip
+        result = cli("funnel", "--steps", "productViewed,checkoutStarted,orderPlaced", str(path))
+        assert result.returncode == 0, result.stderr
+        assert "productViewed" in result.stdout and "orderPlaced" in result.stdout
+        tables.append(result.stdout)
+    assert tables[0] == tables[1]
+    by_session = cli("funnel", "--steps", "productViewed,orderPlaced", "--by", "sessionId",
+                     "--within", "30min", str(tmp_path / "events.parquet"))  # fmt: skip
+    assert by_session.returncode == 0, by_session.stderr
+    assert "did you mean" in one_line_error(
+        cli("funnel", "--steps", "productViewd,orderPlaced", str(tmp_path / "events.parquet")), 2
+    )
+    assert "two or more" in one_line_error(
+        cli("funnel", "--steps", "orderPlaced", str(tmp_path / "events.parquet")), 2
+    )
+    assert "no such file" in one_line_error(
+        cli("funnel", "--steps", "a,b", str(tmp_path / "missing.parquet")), 2
+    )
+
+
+def test_cache_info_and_clear(emu, tmp_path):
+    cache = tmp_path / "cache"
+    key = {"CROCT_API_KEY": emu.api_key}
+    assert cli("export", "--start", "2026-01-01", "--end", "2026-01-02", "--output",
+               str(tmp_path / "e.parquet"), "--base-url", emu.url, "--cache", str(cache),
+               "--no-progress", env=key).returncode == 0  # fmt: skip
+    info = cli("cache", "info", "--cache", str(cache))
+    assert info.returncode == 0, info.stderr
+    assert "pageOpened" in info.stdout
+    assert cli("cache", "clear", "--cache", str(cache)).returncode == 0
+    assert "empty" in cli("cache", "info", "--cache", str(cache)).stdout
+    assert cli("cache").returncode == 2
+
+
+def test_the_emulator_command_serves_until_stopped():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "croct_pandas.cli", "emulator", "--port", "0", "--api-key",
+         "k-123", "--users", "20", "--days", "1", "--seed", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        page = requests.get(f"{url}/export/events", headers={"X-Api-Key": "k-123"}, timeout=10)
+        assert page.status_code == 200 and page.json()["items"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+    assert proc.returncode in (0, 130)
+
+
+def test_an_interrupted_export_exits_130(tmp_path):
+    events = generate_events(users=100, days=2, seed=1)
+    with Emulator(events, faults=Faults(latency_s=0.5)) as slow:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "croct_pandas.cli", "export", "--start", "2026-01-01",
+             "--end", "2026-01-03", "--output", str(tmp_path / "x.parquet"), "--base-url",
+             slow.url, "--no-cache", "--no-progress", "--page-size", "10", "--workers", "1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "CROCT_API_KEY": slow.api_key},
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not slow.requests and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    result = cli("demo", "--users", "300", "--days", "7", "--no-progress", cwd=tmp_path,
+                 timeout=400)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Croct Export API emulator at http://127.0.0.1:" in out
+    assert "injected faults" in out
+    assert "Application:" in out and "Events by type:" in out
+    assert "productViewed" in out and "orderPlaced" in out
+    assert "with 0 requests" in out
+    png = tmp_path / "funnel.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "croct-cache").is_dir()
