@@ -26,7 +26,14 @@ import pyarrow as pa
 
 from croct_pandas.cache_info import cache_info, clear_cache
 from croct_pandas.cache_sink import CacheSink, load_manifest
-from croct_pandas.cache_store import CacheLock, Namespace, atomic_write, read_json, write_json
+from croct_pandas.cache_store import (
+    CacheLock,
+    Namespace,
+    atomic_write,
+    listdir,
+    read_json,
+    write_json,
+)
 from croct_pandas.client import Client
 from croct_pandas.normalize import storage_schema
 from croct_pandas.schema import EVENT_TYPES
@@ -166,12 +173,19 @@ def _namespace(
             manifest.metadata = dict(probe.metadata)
             write_json(ns.manifest, manifest.to_json(), ns.tmp)
     with root_lock:
-        shutil.rmtree(os.path.join(root, "_tmp"), ignore_errors=True)  # a crash's leftovers
+        _clean_root(root)
         doc = read_json(keys_path) or {}
         known = dict(doc.get("keys") or {})
         known[fingerprint] = name
         write_json(keys_path, {"keys": known}, os.path.join(root, "_tmp"))
     return ns, dict(probe.metadata)
+
+
+def _clean_root(root: str) -> None:
+    """Drop what a crash left at the top of the cache (call with the root lock held)."""
+    for name in listdir(root):
+        if name == "_tmp" or name.startswith("_trash-"):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
 def _salt(root: str) -> bytes:

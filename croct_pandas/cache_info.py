@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Any
 
 import pandas as pd
@@ -14,6 +15,7 @@ from croct_pandas.cache_store import (
     Namespace,
     listdir,
     read_json,
+    remove_dataset,
     remove_file,
     remove_tree,
     write_json,
@@ -135,11 +137,16 @@ def clear_cache(cache: Any = True, *, application: str | None = None) -> None:
                 )
         for ns, _ in chosen:
             with ns.lock:
+                # the manifest first: a crash part way leaves data that no manifest vouches
+                # for, which the next read rebuilds, never coverage without its data
+                remove_file(ns.manifest)
+                remove_dataset(ns.events)
                 remove_tree(ns.path)
         keys_path = os.path.join(root, "_keys.json")
         if application is None:
             remove_file(keys_path)
             remove_file(os.path.join(root, "_salt"))
+            shutil.rmtree(os.path.join(root, "_tmp"), ignore_errors=True)
         else:
             gone = {ns.name for ns, _ in chosen}
             known_keys = ((read_json(keys_path) or {}).get("keys")) or {}

@@ -37,6 +37,7 @@ from croct_pandas.cache_store import (
     listdir,
     read_json,
     read_partition,
+    remove_dataset,
     remove_tree,
     write_json,
 )
@@ -70,7 +71,7 @@ def load_manifest(ns: Namespace, *, metadata: dict[str, Any], base_url: str) -> 
         )
         # the dataset goes first: a crash now leaves an old-version manifest, so the next
         # call rebuilds again, never a current manifest beside files of another version
-        remove_tree(ns.events)
+        remove_dataset(ns.events)
         remove_tree(ns.staging)
     write_json(ns.manifest, fresh.to_json(), ns.tmp)
     return fresh

@@ -46,6 +46,7 @@ __all__ = [
     "listdir",
     "read_json",
     "read_partition",
+    "remove_dataset",
     "remove_file",
     "remove_partition",
     "remove_tree",
@@ -125,8 +126,26 @@ def remove_file(path: str) -> None:
         os.remove(path)
 
 
+def remove_dataset(path: str) -> None:
+    """Delete a dataset folder file by file, in place.
+
+    Never renamed aside first: a folder of ``.parquet`` files anywhere under the cache would be
+    listed by a ``**/*.parquet`` reader beside the real one. A crash part way leaves fewer
+    files, never a copy.
+    """
+    for folder, dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            remove_file(os.path.join(folder, name))
+        for name in dirs:
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(folder, name))
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
+
+
 def remove_tree(path: str) -> None:
-    """Delete a folder by first renaming it aside, so a crash never leaves half of it in place."""
+    """Delete a folder holding no dataset file by first renaming it aside, so a crash never
+    leaves half of it in place."""
     if not os.path.exists(path):
         return
     parent = os.path.dirname(path)
