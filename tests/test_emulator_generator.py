@@ -132,17 +132,8 @@ def test_funnel_drops_off_at_each_step(store: list[dict[str, Any]]) -> None:
                 checked_out += 1
                 ordered += "orderPlaced" in kinds
     assert 0.2 < carted / viewed < 0.42
-    assert 0.25 < checked_out / carted < 0.55
-    assert 0.4 < ordered / checked_out < 0.8
-
-
-def line(item: dict[str, Any]) -> tuple[Any, ...]:
-    # the product's optional currency varies per call of the shop's tracking code
-    return item["index"], item["product"]["productId"], item["quantity"], item["total"]
-
-
-def lines(cart: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return [line(item) for item in cart["items"]]
+    assert 0.25 < checked_out / carted < 0.58
+    assert 0.35 < ordered / checked_out < 0.85
 
 
 def test_carts_left_behind_are_abandoned_item_by_item(store: list[dict[str, Any]]) -> None:
@@ -157,8 +148,9 @@ def test_carts_left_behind_are_abandoned_item_by_item(store: list[dict[str, Any]
             assert not gone and not products
             continue
         abandoned += 1
-        assert len(gone) == 1 and lines(gone[0]["payload"]["cart"]) == lines(last_cart)
-        assert [line(p["payload"]["cartItem"]) for p in products] == lines(last_cart)
+        assert len(gone) == 1 and gone[0]["payload"]["cart"]["items"] == last_cart["items"]
+        assert [p["payload"]["cartItem"] for p in products] == last_cart["items"]
+        assert all(p["payload"]["cart"] == gone[0]["payload"]["cart"] for p in products)
         # the session times out 30 minutes after the last activity (pings are not activity)
         active = [e for e in events if e["context"] is not None and kind(e) != "nothingChanged"]
         assert gone[0]["timestamp"] >= active[-1]["timestamp"] + 30 * 60_000
@@ -207,7 +199,7 @@ def test_visitors_are_anonymous_or_signed_in_with_a_stable_external_id(
             external[event["userId"]].add(event["payload"]["externalUserId"])
     users = {e["userId"] for e in store}
     assert all(len(ids) == 1 for ids in external.values())
-    assert 0.1 < len(external) / len(users) < 0.6
+    assert 0.05 < len(external) / len(users) < 0.6
     kinds = {kind(e) for e in store}
     assert {"userSignedUp", "userSignedIn", "userSignedOut"} <= kinds
 

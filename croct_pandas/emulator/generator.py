@@ -280,7 +280,7 @@ _PINGS = (30_000, 60_000, 180_000, 300_000, 600_000, 900_000, 1_800_000)
 _SESSION_TIMEOUT = 1_800_000
 _TAX = {"USD": ("salesTax", 0.08), "CAD": ("salesTax", 0.13), "BRL": ("icms", 0.18)}
 _ADDS_TAX = frozenset({"USD", "CAD"})
-_STATUSES = ("PLACED", "PLACED", "PLACED", "PAID", "PAID", "COMPLETED", None)
+_STATUSES = ("PLACED", "PLACED", "PLACED", "PAID", "PAID", "COMPLETED", None, None)
 _SOURCES = ("IP",) * 16 + ("BROWSER", "BROWSER", "GPS", "INPUT")
 
 #: a page: (url, title, height in px, slot index or -1, static)
@@ -323,6 +323,10 @@ class _Visit:
         # how much the shop's tracking code sends with carts (nullable fields stay null otherwise)
         self.rich = rng.random() < 0.6
         self.costs = rng.random() < 0.5
+        # ProductDetails.currency is optional (0.7.0): some pages send it, a few send null
+        r = rng.random()
+        self.send_currency = r < 0.55
+        self.product_currency = user.currency if r < 0.45 else None
         self.prices = catalog.prices[user.currency]
         self.rate = CURRENCIES[user.currency][0]
         self.meta = user.meta
@@ -389,6 +393,8 @@ class _Visit:
             page = self.product_page(product)
         if utm:
             page = (page[0] + utm, *page[1:])
+        if "newsletter" in utm or rng.random() < 0.05:
+            self.cart_coupon = "WELCOME10"  # a promotion link applies its code to the cart
         self.tab = new_uuid(rng)
         self.url = page[0]
         self.emit({"@type": "tabOpened", "tabId": self.tab})
@@ -776,12 +782,8 @@ class _Visit:
 
     def product_details(self, product: dict[str, Any]) -> dict[str, Any]:
         details = dict(product)
-        r = self.rng.random()
-        # ProductDetails.currency is optional (0.7.0): sent by some calls, null in a few
-        if r < 0.45:
-            details["currency"] = self.user.currency
-        elif r < 0.55:
-            details["currency"] = None
+        if self.send_currency:
+            details["currency"] = self.product_currency
         return details
 
     def view_product(self, product: dict[str, Any]) -> None:
@@ -900,7 +902,7 @@ class _Visit:
             "discount": cart["discount"],
             "total": cart["total"],
             "coupon": cart["coupon"],
-            "paymentMethod": None if rng.random() < 0.15 else method,
+            "paymentMethod": None if rng.random() < 0.25 else method,
             "installments": installments,
             "status": rng.choice(_STATUSES),
         }
