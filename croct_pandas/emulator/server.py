@@ -22,6 +22,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -117,7 +118,7 @@ class Emulator:
         users: int = 1000,
         days: int = 7,
         seed: int = 0,
-        start: str = "2026-01-01",
+        start: str | date = "2026-01-01",
         api_key: str | None = None,
         dialect: str = "0.7.1",
         faults: Faults | None = None,
@@ -228,6 +229,8 @@ class Emulator:
         items = 0
         try:
             if handler.command != "GET":
+                # a body the client may have sent is never read: this connection cannot be reused
+                handler.close_connection = True
                 raise _Problem(
                     405, "Method not allowed", "only GET is served", "https://croct.help/api/method"
                 )
