@@ -507,7 +507,7 @@ class _Handler(BaseHTTPRequestHandler):
         self, status: int, headers: list[tuple[str, str]], body: bytes, decision: Decision
     ) -> None:
         sent = body
-        if decision.truncate and status < 400:
+        if decision.truncate:
             # a complete response whose JSON stops short: Content-Length matches the cut body
             sent = body[: max(1, min(len(body) - 1, int(len(body) * decision.cut)))]
         self.send_response(status)
@@ -516,7 +516,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(sent)))
         self.end_headers()
         try:
-            if decision.reset and status < 400:
+            if decision.reset:
                 self.wfile.write(sent[: max(1, min(len(sent) - 1, int(len(sent) * decision.cut)))])
                 self._reset()
             else:
