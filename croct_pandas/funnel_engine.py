@@ -31,7 +31,7 @@ REASONS = (
 
 @dataclass
 class Outcome:
-    """One row per entity with level >= 1, sorted by entity."""
+    """One row per entity with level >= 1, in the order of each one's first step-1 row."""
 
     entities: pd.Index
     level: np.ndarray  # int64
@@ -40,6 +40,19 @@ class Outcome:
     reason: np.ndarray  # int8 index into REASONS
     unit: str
     tz: Any
+
+    def ordered_by(self, first_seen: np.ndarray) -> Outcome:
+        """The same outcome, rows sorted by ``first_seen`` (each entity's first step-1 row)."""
+        order = np.argsort(first_seen, kind="stable")
+        return Outcome(
+            entities=self.entities.take(order),
+            level=self.level[order],
+            times=self.times[order],
+            first_row=self.first_row[order],
+            reason=self.reason[order],
+            unit=self.unit,
+            tz=self.tz,
+        )
 
 
 @dataclass
@@ -115,11 +128,7 @@ def prepare(
     keep = np.ones(len(frame), dtype=bool) if all_rows else np.logical_or.reduce([*masks, excl_all])
     keep &= t_all != NAT
     idx = np.flatnonzero(keep)
-    column = frame[by].take(idx)
-    try:
-        codes, uniques = pd.factorize(column, sort=True)
-    except TypeError:  # values of mixed kinds do not sort
-        codes, uniques = pd.factorize(column)
+    codes, uniques = pd.factorize(frame[by].take(idx))
     codes = np.asarray(codes, dtype=np.int64)
     idx, codes = idx[codes >= 0], codes[codes >= 0]
     t = t_all[idx]
@@ -150,8 +159,7 @@ def _end(frame: pd.DataFrame, t_all: np.ndarray, unit: str) -> int:
     meta = frame.attrs.get("croct")
     if isinstance(meta, dict) and meta.get("end"):
         return ticks(pd.Timestamp(meta["end"]), unit)
-    valid = t_all[t_all != NAT]
-    return int(valid.max()) if len(valid) else NAT
+    return int(t_all.max()) if len(t_all) else NAT  # NAT is the smallest tick: max skips it
 
 
 def compute(
@@ -272,7 +280,7 @@ def _greedy_outcome(p: Prepared, same: list[int]) -> Outcome:
         reason=reason,
         unit=p.unit,
         tz=p.tz,
-    )
+    ).ordered_by(np.minimum.reduceat(p.row[starts], first))
 
 
 def _last_times(p: Prepared) -> np.ndarray:

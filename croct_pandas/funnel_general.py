@@ -39,7 +39,7 @@ def solve(p: Prepared, order: str) -> Outcome:
     t, bits_l, gid = p.t.tolist(), bits.tolist(), p.gid.tolist()
     step_l, excl_l = step_pos.tolist(), excl_pos.tolist()
 
-    ents, levels, chains, reasons = [], [], [], []
+    ents, levels, chains, reasons, first_seen = [], [], [], [], []
     for k in range(len(bounds) - 1):
         rows = step_l[s_cut[k] : s_cut[k + 1]]
         if not any(bits_l[r] & 1 for r in rows):
@@ -51,6 +51,7 @@ def solve(p: Prepared, order: str) -> Outcome:
         levels.append(level)
         chains.append(chain)
         reasons.append(reason)
+        first_seen.append(min(int(p.row[r]) for r in rows if bits_l[r] & 1))
     if not ents:
         return empty_outcome(p)
     times = np.full((len(ents), p.n), NAT, dtype=np.int64)
@@ -64,7 +65,7 @@ def solve(p: Prepared, order: str) -> Outcome:
         reason=np.array(reasons, dtype=np.int8),
         unit=p.unit,
         tz=p.tz,
-    )
+    ).ordered_by(np.array(first_seen, dtype=np.int64))
 
 
 def _run(

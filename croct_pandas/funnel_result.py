@@ -13,35 +13,14 @@ import numpy as np
 import pandas as pd
 
 from croct_pandas.funnel_engine import REASONS, Outcome
+from croct_pandas.funnel_table import build_table, fold
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["FunnelResult", "wilson"]
+__all__ = ["FunnelResult"]
 
-#: The 97.5% quantile of the standard normal: a two-sided 95% interval.
-Z = 1.959963984540054
-STRING = pd.StringDtype("pyarrow")
 STATUSES = ("reached", "converted", "dropped")
-
-
-def wilson(successes: np.ndarray, trials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The 95% Wilson score interval of ``successes / trials`` (NaN where ``trials`` is 0).
-
-    Examples
-    --------
-    >>> low, high = wilson(np.array([5]), np.array([10]))
-    >>> round(float(low[0]), 4), round(float(high[0]), 4)
-    (0.2366, 0.7634)
-    """
-    x = np.asarray(successes, dtype=float)
-    n = np.asarray(trials, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = x / n
-        denom = 1 + Z**2 / n
-        centre = (p + Z**2 / (2 * n)) / denom
-        half = Z * np.sqrt(p * (1 - p) / n + Z**2 / (4 * n**2)) / denom
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
 
 
 class FunnelResult:
@@ -90,19 +69,27 @@ class FunnelResult:
         breakdown: str | None,
         breakdown_limit: int,
     ) -> FunnelResult:
-        """Shape an engine outcome: ledger first, then the table from the ledger."""
-        n = len(steps)
-        ledger = pd.DataFrame({"level": outcome.level}, index=outcome.entities.rename(by))
-        for k in range(n):
-            at = _datetimes(outcome.times[:, k], outcome.unit, outcome.tz)
-            ledger[f"step_{k + 1}_at"] = at.array
+        """Shape an engine outcome into the ledger and the table."""
+        columns: dict[str, Any] = {"level": outcome.level}
+        for k in range(len(steps)):
+            columns[f"step_{k + 1}_at"] = _datetimes(outcome.times[:, k], outcome.unit, outcome.tz)
         groups, member = None, None
         if breakdown is not None:
             values = frame[breakdown].take(outcome.first_row).reset_index(drop=True)
             labels, member, groups = fold(values, breakdown_limit)
-            ledger[breakdown] = labels.array
-        ledger["reason"] = pd.Categorical.from_codes(outcome.reason.astype(np.int64), REASONS)
-        table = build_table(ledger, steps, order, groups=groups, member=member, breakdown=breakdown)
+            columns[breakdown] = labels.array
+        columns["reason"] = pd.Categorical.from_codes(outcome.reason.astype(np.int64), REASONS)
+        ledger = pd.DataFrame(columns, index=outcome.entities.rename(by))
+        table = build_table(
+            outcome.level,
+            outcome.times,
+            outcome.unit,
+            steps,
+            order,
+            groups=groups,
+            member=member,
+            breakdown=breakdown,
+        )
         return cls(
             table,
             ledger,
@@ -232,92 +219,9 @@ class FunnelResult:
         return f"<p><b>Funnel</b>: {head}</p>\n{self.table.to_html(index=False)}"
 
 
-def _datetimes(ticks: np.ndarray, unit: str, tz: Any) -> pd.Series:
-    naive = pd.Series(ticks.view(f"datetime64[{unit}]"))
-    return naive.dt.tz_localize("UTC").dt.tz_convert(tz) if tz is not None else naive
-
-
-def fold(values: pd.Series, limit: int) -> tuple[pd.Series, np.ndarray, pd.Series]:
-    """Each entity's group label, its group number, and the groups' labels in table order.
-
-    Groups rank by entities (descending), then value (ascending, null last); past ``limit``
-    they fold into ``"other"`` and labels become text.
-    """
-    codes, uniques = pd.factorize(values)
-    codes = np.where(codes < 0, len(uniques), codes)
-    counts = np.bincount(codes, minlength=len(uniques) + 1)
-    try:
-        order = np.asarray(uniques.argsort())
-    except TypeError:  # values of mixed kinds: rank them as text
-        order = np.argsort(np.asarray(uniques.astype(str)), kind="stable")
-    by_value = np.empty(len(uniques) + 1, dtype=np.int64)
-    by_value[order] = np.arange(len(uniques))
-    by_value[-1] = len(uniques)
-    present = np.flatnonzero(counts)
-    ranked = present[np.lexsort((by_value[present], -counts[present]))]
-    first = np.zeros(len(uniques) + 1, dtype=np.int64)
-    seen, at = np.unique(codes, return_index=True)
-    first[seen] = at  # the first entity of each group carries its label
-    position = np.full(len(uniques) + 1, min(limit, len(ranked)), dtype=np.int64)
-    position[ranked[:limit]] = np.arange(min(limit, len(ranked)))
-    member = position[codes]
-    if len(ranked) <= limit:
-        return values, member, values.take(first[ranked]).reset_index(drop=True)
-    text = values.astype(STRING)
-    kept = text.take(first[ranked[:limit]]).reset_index(drop=True)
-    labels = text.where(member < limit, "other")
-    return labels, member, pd.concat([kept, pd.Series(["other"], dtype=STRING)], ignore_index=True)
-
-
-def build_table(
-    ledger: pd.DataFrame,
-    steps: tuple[str, ...],
-    order: str,
-    *,
-    groups: pd.Series | None = None,
-    member: np.ndarray | None = None,
-    breakdown: str | None = None,
-) -> pd.DataFrame:
-    """One row per step (per group with a breakdown), as ``docs/funnels.md`` lists."""
-    n = len(steps)
-    level = ledger["level"].to_numpy()
-    at = [ledger[f"step_{k}_at"] for k in range(1, n + 1)]
-    n_groups = 1 if groups is None else len(groups)
-    member = np.zeros(len(level), dtype=np.int64) if member is None else member
-    rows: dict[str, list[Any]] = {c: [] for c in ("step", "name", "entities", "median_time")}
-    for g in range(n_groups):
-        in_group = member == g
-        for k in range(1, n + 1):
-            reached = in_group & (level >= k)
-            rows["step"].append(k)
-            rows["name"].append(steps[k - 1])
-            rows["entities"].append(int(reached.sum()))
-            median = pd.NaT
-            if k > 1 and order != "any":
-                gaps = (at[k - 1] - at[k - 2])[reached].astype("timedelta64[ns]")
-                median = gaps.median()
-            rows["median_time"].append(median)
-    entities = np.array(rows["entities"], dtype=np.int64).reshape(n_groups, n)
-    first = np.repeat(entities[:, :1], n, axis=1)
-    previous = np.concatenate([entities[:, :1], entities[:, :-1]], axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        conversion = np.where(first > 0, entities / first, np.nan)
-        step_conversion = np.where(previous > 0, entities / previous, np.nan)
-    low, high = wilson(entities, first)
-    table = pd.DataFrame(
-        {
-            "step": np.array(rows["step"], dtype=np.int64),
-            "name": pd.array(rows["name"], dtype=STRING),
-            "entities": entities.ravel(),
-            "conversion": conversion.ravel(),
-            "conversion_low": low.ravel(),
-            "conversion_high": high.ravel(),
-            "step_conversion": step_conversion.ravel(),
-            "drop_off": (previous - entities).ravel(),
-            "median_time": pd.Series(rows["median_time"], dtype="timedelta64[ns]"),
-        }
-    )
-    if groups is not None and breakdown is not None:
-        column = groups.take(np.repeat(np.arange(n_groups), n)).reset_index(drop=True)
-        table.insert(0, breakdown, column)
-    return table
+def _datetimes(ticks: np.ndarray, unit: str, tz: Any) -> Any:
+    """Ticks as a datetime array of the frame's unit and zone (NAT ticks are NaT)."""
+    naive = ticks.view(f"datetime64[{unit}]")
+    if tz is None:
+        return naive
+    return pd.array(naive, dtype=pd.DatetimeTZDtype(unit, "UTC")).tz_convert(tz)

@@ -70,6 +70,7 @@ def reference_funnel(
         records.append(
             {
                 "entity": entity,
+                "first_seen": min(r for r in rows if r in matches[0]),
                 "level": level,
                 "times": [times[r] for r in counted] + [pd.NaT] * (len(steps) - level),
                 "value": None if breakdown is None else df[breakdown].iloc[counted[0]],
@@ -202,7 +203,8 @@ def _ledger(
     if breakdown is not None:
         ledger[breakdown] = pd.Series([r["label"] for r in records], dtype=label_dtype).array
     ledger["reason"] = pd.Categorical([r["reason"] for r in records], categories=REASONS)
-    return ledger.sort_index()
+    # entities in the order they first matched step 1 in the frame
+    return ledger.iloc[sorted(range(len(records)), key=lambda i: records[i]["first_seen"])]
 
 
 def _table(
