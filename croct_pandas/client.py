@@ -98,6 +98,12 @@ class Page:
     ``next_cursor`` is ``None`` when the server sent none (or an empty one); ``cursor`` is the one
     that was sent for this page (``None`` for the first page of a chain); ``nbytes`` is the size
     of the body.
+
+    Examples
+    --------
+    >>> page = Page(items=[{"id": "e1"}], metadata={}, next_cursor=None)
+    >>> len(page.items), page.next_cursor
+    (1, None)
     """
 
     items: list[dict[str, Any]]

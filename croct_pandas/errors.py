@@ -46,7 +46,17 @@ __all__ = [
 
 
 class CroctError(Exception):
-    """Base class of every error croct-pandas raises on purpose."""
+    """Base class of every error croct-pandas raises on purpose.
+
+    Examples
+    --------
+    >>> import croct_pandas as cp
+    >>> try:
+    ...     cp.read_croct_events("2026-11-08", "2026-11-01", api_key="k", cache=False)
+    ... except cp.CroctError as error:
+    ...     print(type(error).__name__)
+    InvalidArgumentError
+    """
 
 
 class InvalidArgumentError(CroctError, ValueError):
