@@ -642,7 +642,7 @@ class _Visit:
         if r < 0.35:
             self.goto(self.category_page(interest))
             if rng.random() < 0.4:
-                brand = rng.choice(("Northpeak", "Strider", "Veloz", "Casa Bela"))
+                brand = self.prices[rng.choice(self.cat.by_category[interest])]["brand"]
                 filtered = (f"{self.url}?brand={brand}", "", self.height, -1, False)
                 self.goto(filtered, spa=True)
                 self.occurred("filterApplied", {"filter": "brand", "value": brand})
