@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import subprocess
@@ -376,6 +377,24 @@ def test_cli_prints_the_url_first_serves_and_stops_on_sigterm() -> None:
             process.wait()
     assert process.returncode == 0, err
     assert KEY not in out + err
+
+
+def test_cli_serves_a_json_lines_file(events: list[dict[str, Any]], tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events[:30]), encoding="utf-8")
+    process = start_cli("--api-key", KEY, "--events", str(path))
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        body = requests.get(url + "/export/events", headers={"X-Api-Key": KEY}, timeout=10).json()
+        assert body["items"] == events[:30] and body["nextCursor"] == ""
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
 
 
 def test_cli_prints_a_generated_key_once_and_refuses_bad_options() -> None:

@@ -38,15 +38,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     >>> args.port, args.users, args.error_rate, args.dialect
     (0, 10, 0.1, '0.7.1')
     """
-    parser.add_argument("--port", type=int, default=8765, help="TCP port (0: any free one)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8765,
+        help="TCP port on 127.0.0.1 (default: %(default)s; 0: any free one)",
+    )
     parser.add_argument(
         "--api-key",
         default=None,
         help="the key clients must send; default: $CROCT_API_KEY, else a random key (printed)",
     )
     store = parser.add_argument_group("the store")
-    store.add_argument("--users", type=int, default=1000, help="visitors to generate")
-    store.add_argument("--days", type=int, default=7, help="days of traffic to generate")
+    store.add_argument("--users", type=int, default=1000, help="visitors (default: %(default)s)")
+    store.add_argument("--days", type=int, default=7, help="days of traffic (default: %(default)s)")
     store.add_argument("--seed", type=int, default=0, help="seed of the store and the faults")
     store.add_argument("--start", default="2026-01-01", help="first day (YYYY-MM-DD)")
     store.add_argument(
