@@ -138,10 +138,9 @@ class FunnelResult:
         >>> import croct_pandas, pandas as pd
         >>> df = pd.DataFrame({"type": ["pageOpened", "orderPlaced"], "userId": ["a", "a"],
         ...                    "timestamp": pd.to_datetime([0, 1000], unit="ms", utc=True)})
-        >>> df.croct.funnel(["pageOpened", "orderPlaced"]).conversion_over_time("D")
-                    step_1  step_2  conversion
-        period
-        1970-01-01       1       1         1.0
+        >>> daily = df.croct.funnel(["pageOpened", "orderPlaced"]).conversion_over_time("D")
+        >>> [str(p) for p in daily.index], daily.columns.tolist(), daily["conversion"].tolist()
+        (['1970-01-01'], ['step_1', 'step_2', 'conversion'], [1.0])
         """
         n = len(self.steps)
         at = self.ledger[[f"step_{k}_at" for k in range(1, n + 1)]]
