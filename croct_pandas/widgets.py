@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from croct_pandas.widgets_state import UNKNOWN, WINDOWS, ExplorerState, Query
+from croct_pandas.widgets_state import WINDOWS, ExplorerState, Query
 
 __all__ = ["Explorer", "explore"]
 
@@ -111,7 +111,7 @@ class Explorer:
                 # the slider's readout is narrow: the year only when the range spans two
                 options=[(d.strftime(label), d) for d in days],
                 index=(0, len(days) - 1),
-                description="Dates",
+                description="Dates (UTC)",
                 continuous_update=False,
                 layout=w.Layout(width="720px"),
             )
@@ -258,7 +258,7 @@ def _png_output(result: Any) -> dict[str, Any]:
     )
     plot_funnel(result, ax=fig.add_subplot())
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
+    fig.savefig(buffer, format="png", dpi=90, pil_kwargs={"compress_level": 1})
     png = base64.b64encode(buffer.getvalue()).decode("ascii")
     return {
         "output_type": "display_data",
@@ -274,9 +274,9 @@ def _table_html(table: pd.DataFrame) -> str:
     shown["median_time"] = shown["median_time"].map(
         lambda v: "" if pd.isna(v) else str(pd.Timedelta(v).round("s"))
     )
-    for column in shown.columns[:1]:
-        if column != "step":
-            shown[column] = shown[column].astype("string").fillna(UNKNOWN)
+    group = shown.columns[0]
+    if group != "step":  # a breakdown: its null group reads as the chart's legend says
+        shown[group] = shown[group].astype("string").fillna("(null)")
     return _TABLE_STYLE + shown.to_html(index=False, border=0, classes="croct-funnel-table")
 
 

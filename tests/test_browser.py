@@ -106,7 +106,7 @@ def chromium() -> str:
 
 
 def test_changing_a_filter_redraws_the_chart_in_the_browser(chromium, voila, tmp_path):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
@@ -130,7 +130,7 @@ def test_changing_a_filter_redraws_the_chart_in_the_browser(chromium, voila, tmp
                 timeout=30_000,
             )
             after = chart.get_attribute("src")
-            assert status.inner_text() != everyone  # fewer events: only mobile sessions
+            expect(status).not_to_have_text(everyone, timeout=10_000)  # only mobile sessions
             screenshot = tmp_path / "explorer.png"
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
