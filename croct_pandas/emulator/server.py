@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gc
 import hashlib
 import hmac
 import secrets
@@ -161,6 +162,9 @@ class Emulator:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._sockets: set[socket.socket] = set()
+        # The store is long-lived and holds millions of objects: left to the cyclic collector,
+        # every collection in this process (a client parsing pages, a test) would walk it again.
+        gc.freeze()
 
     # -- lifecycle --------------------------------------------------------------------------
 
