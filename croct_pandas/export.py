@@ -23,7 +23,7 @@ import pyarrow as pa
 from croct_pandas.client import Client, Page
 from croct_pandas.errors import InvalidArgumentError
 from croct_pandas.frame import build_frame, check_dtype_backend
-from croct_pandas.normalize import NormalizedPage, normalize_items
+from croct_pandas.normalize import Batcher, NormalizedPage, normalize_items
 from croct_pandas.params import (
     check_events,
     check_page_size,
@@ -36,10 +36,7 @@ from croct_pandas.progress import Progress
 from croct_pandas.retry import RateBudget
 from croct_pandas.slices import Slice, plan_slices
 
-__all__ = ["BATCH_EVENTS", "ExportResult", "MemorySink", "Sink", "read_croct_events"]
-
-#: Events normalised per call when pages are kept in memory.
-BATCH_EVENTS = 10_000
+__all__ = ["ExportResult", "MemorySink", "Sink", "read_croct_events"]
 
 logger = logging.getLogger("croct_pandas.export")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -80,11 +77,7 @@ class ExportResult:
 
 
 class MemorySink:
-    """Keeps every page's tables in memory (``cache=False``).
-
-    Pages are normalised in batches of about :data:`BATCH_EVENTS` events per slice: per-call
-    costs then stay small, and no more than one batch per worker is ever held as Python dicts.
-    """
+    """Keeps every page's tables in memory (``cache=False``), normalised in batches per slice."""
 
     takes_raw_pages = True
 
@@ -93,26 +86,23 @@ class MemorySink:
         self.workers = workers
         self.spec_versions: set[str] = set()
         self._tables: list[tuple[str, pa.Table]] = []
-        self._buffers: dict[Slice, list[dict[str, Any]]] = {}
+        self._batchers: dict[Slice, Batcher] = {}
         self._lock = threading.Lock()
 
     def plan(self) -> list[Slice]:
         return plan_slices(self.window[0], self.window[1], self.workers)
 
     def on_page(self, task: Slice, page: Page, normalized: NormalizedPage | None) -> None:
-        buffer = self._buffers.setdefault(task, [])
-        buffer.extend(page.items)
-        if len(buffer) >= BATCH_EVENTS:
-            self._flush(task)
+        self._keep(self._batchers.setdefault(task, Batcher()).add(page.items))
 
     def on_slice_done(self, task: Slice) -> None:
-        self._flush(task)
+        batcher = self._batchers.pop(task, None)
+        if batcher is not None:
+            self._keep(batcher.flush())
 
-    def _flush(self, task: Slice) -> None:
-        items = self._buffers.pop(task, [])
-        if not items:
+    def _keep(self, normalized: NormalizedPage | None) -> None:
+        if normalized is None:
             return
-        normalized = normalize_items(items)
         with self._lock:
             self._tables.extend(normalized.tables.items())
             self.spec_versions |= normalized.spec_versions
