@@ -2,8 +2,9 @@
 
 Layers, bottom up:
 
-- a *transport*: any callable ``(Request) -> Response``. :class:`RequestsTransport` is the real
-  one (one ``requests.Session`` per thread); unit tests pass a fake one;
+- a *transport* (``transport.py``): any callable ``(Request) -> Response``.
+  :class:`RequestsTransport` is the real one (one ``requests.Session`` per thread); unit tests
+  pass a fake one. ``Request``, ``Response`` and ``RequestsTransport`` are re-exported here;
 - :meth:`Client.get_page`: one logical request, retried with backoff (``retry.py``);
 - :meth:`Client.iter_pages` / :meth:`Client.iter_events`: the cursor chain behind a generator.
 
@@ -15,17 +16,13 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
-import requests
-import urllib3
-from requests.structures import CaseInsensitiveDict
 
 from croct_pandas.errors import (
     APIError,
@@ -47,48 +44,19 @@ from croct_pandas.params import (
     to_epoch_ms,
 )
 from croct_pandas.retry import OnWait, RateBudget, parse_retry_after, retry_delay, should_retry
+from croct_pandas.transport import (
+    API_KEY_HEADER,
+    Request,
+    RequestsTransport,
+    Response,
+    Transport,
+)
 
 __all__ = ["Client", "Page", "RateBudget", "Request", "RequestsTransport", "Response"]
 
 logger = logging.getLogger("croct_pandas.client")
 
 EVENTS_PATH = "/export/events"
-_KEY_HEADER = "X-Api-Key"
-
-
-@dataclass(frozen=True)
-class Request:
-    """One HTTP request as a transport sees it. ``repr`` masks the API key header."""
-
-    method: str
-    url: str
-    params: list[tuple[str, str]]
-    headers: dict[str, str]
-    timeout: float
-
-    def __repr__(self) -> str:
-        shown = {
-            k: ("***" if k.lower() == _KEY_HEADER.lower() else v) for k, v in self.headers.items()
-        }
-        return (
-            f"Request(method={self.method!r}, url={self.url!r}, params={self.params!r}, "
-            f"headers={shown!r}, timeout={self.timeout!r})"
-        )
-
-
-@dataclass(frozen=True)
-class Response:
-    """One HTTP response; ``headers`` lookups ignore case."""
-
-    status: int
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes = b""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "headers", CaseInsensitiveDict(self.headers))
-
-
-Transport = Callable[[Request], Response]
 
 
 @dataclass(frozen=True)
@@ -131,70 +99,6 @@ class _Secret:
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("an API key is never pickled; build the Client again where it is needed")
-
-
-class RequestsTransport:
-    """The real transport: ``requests`` with one ``Session`` per thread, redirects not followed.
-
-    Connection errors, timeouts and cut-off bodies become :class:`TransportError`. With
-    ``trust_env=False`` (used for loopback hosts) proxy settings from the environment are ignored.
-
-    Examples
-    --------
-    >>> transport = RequestsTransport(trust_env=False)
-    >>> transport.close()
-    """
-
-    def __init__(self, *, trust_env: bool = True) -> None:
-        self.trust_env = trust_env
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._sessions: list[requests.Session] = []
-
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.trust_env = self.trust_env
-            self._local.session = session
-            with self._lock:
-                self._sessions.append(session)
-        return session
-
-    def __call__(self, request: Request) -> Response:
-        try:
-            # redirects are not followed: requests would resend X-Api-Key to any other host
-            reply = self._session().request(
-                request.method,
-                request.url,
-                params=request.params,
-                headers=request.headers,
-                timeout=(request.timeout, request.timeout),
-                allow_redirects=False,
-            )
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise TransportError(_describe(exc, request)) from None
-        return Response(reply.status_code, dict(reply.headers), reply.content)
-
-    def close(self) -> None:
-        """Close every thread's session; a later call opens new ones."""
-        with self._lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
-
-
-def _describe(exc: BaseException, request: Request) -> str:
-    if isinstance(exc, requests.Timeout):
-        kind = f"timed out after {request.timeout:g} s"
-    elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        kind = "response cut off"
-    else:
-        kind = "connection failed"
-    text = str(exc)
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return f"{kind} ({type(exc).__name__}: {text})"
 
 
 def _load_object(body: bytes) -> dict[str, Any]:
@@ -520,7 +424,7 @@ class Client:
         cursor: str | None,
     ) -> tuple[dict[str, Any], int]:
         headers = {
-            _KEY_HEADER: self._api_key.reveal(),
+            API_KEY_HEADER: self._api_key.reveal(),
             "Accept": "application/json",
             "User-Agent": "croct-pandas",
         }
