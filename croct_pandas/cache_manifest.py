@@ -90,7 +90,13 @@ def intersect(intervals: Iterable[Interval], other: Iterable[Interval]) -> list[
 
 @dataclass(frozen=True)
 class Record:
-    """``[start, end)`` fetched at ``fetched_at`` (epoch ms)."""
+    """``[start, end)`` fetched at ``fetched_at`` (epoch ms).
+
+    Examples
+    --------
+    >>> Record(0, 1000, fetched_at=1500).final_part(settle_ms=800)
+    (0, 700)
+    """
 
     start: int
     end: int
@@ -103,7 +109,22 @@ class Record:
 
 @dataclass
 class Manifest:
-    """The coverage of one namespace, its schema version and the application's metadata."""
+    """The coverage of one namespace, its schema version and the application's metadata.
+
+    Examples
+    --------
+    >>> m = Manifest("v1")
+    >>> m.record(None, (0, 100), fetched_at=1000)
+    >>> m.record(["pageOpened"], (100, 200), fetched_at=1100)
+    >>> m.covered(["pageOpened"], settle_ms=0), m.covered(None, settle_ms=0)
+    ([(0, 200)], [(0, 100)])
+    >>> m.covered(["pageOpened"], settle_ms=950)
+    [(0, 50), (100, 150)]
+    >>> m.oldest_fetch(["pageOpened"], (50, 150))
+    1000
+    >>> Manifest.from_json(m.to_json()) == m
+    True
+    """
 
     version: str
     metadata: dict[str, Any] = field(default_factory=dict)

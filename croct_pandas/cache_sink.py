@@ -54,7 +54,17 @@ READ_THREADS = 4
 
 def load_manifest(ns: Namespace, *, metadata: dict[str, Any], base_url: str) -> Manifest:
     """The namespace's manifest (call with its lock held), rebuilding the namespace with a
-    :class:`CacheWarning` when another schema version wrote it or it is unreadable."""
+    :class:`CacheWarning` when another schema version wrote it or it is unreadable.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> ns = Namespace(tempfile.mkdtemp(), "app")
+    >>> with ns.lock:
+    ...     manifest = load_manifest(ns, metadata={"applicationSlug": "a"}, base_url="http://x")
+    >>> manifest.version == SCHEMA_VERSION, manifest.coverage
+    (True, {})
+    """
     doc = read_json(ns.manifest)
     if doc is not None and doc.get("version") == SCHEMA_VERSION:
         return Manifest.from_json(doc)
@@ -81,6 +91,7 @@ class CacheSink:
     """Pages of one ``read_croct_events`` call into the namespace ``ns`` and back out.
 
     ``metadata`` holds the application's names and slugs (known without a request).
+    :func:`croct_pandas.cache.open_sink` builds one; its docstring has an example.
     """
 
     def __init__(

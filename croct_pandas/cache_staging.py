@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,10 +52,18 @@ _META_KEY = b"croct_pandas"
 #: staged pages live minutes: compressing their many small buffers costs more than it saves
 _IPC = pa.ipc.IpcWriteOptions(compression=None)
 _SORT = [("timestamp", "ascending"), ("id", "ascending")]
+#: Threads writing partition files during a move.
+MOVE_THREADS = 4
 
 
 def page_name(seq: int) -> str:
-    """The file name of a chain's ``seq``-th page (never ending in ``.parquet``)."""
+    """The file name of a chain's ``seq``-th page (never ending in ``.parquet``).
+
+    Examples
+    --------
+    >>> page_name(3)
+    'page-000003'
+    """
     return f"{_PAGE}{seq:06d}"
 
 
@@ -62,7 +71,26 @@ def write_page(
     path: str, tables: Mapping[str, pa.Table], meta: Mapping[str, Any], tmp_dir: str
 ) -> None:
     """Commit one page (every type's rows and ``meta``, with the chain's next cursor) as ONE
-    file by one rename, so a page is either stored with its cursor or not at all."""
+    file by one rename, so a page is either stored with its cursor or not at all.
+
+    ``meta`` carries ``version`` (:data:`SCHEMA_VERSION`), ``seq``, ``events``, ``types_key``,
+    ``start``, ``end``, ``fetched_at``, ``next_cursor``, ``rows`` and ``spec_versions``.
+
+    Examples
+    --------
+    >>> import os, tempfile, time
+    >>> from croct_pandas.normalize import normalize_items
+    >>> page = normalize_items([{"id": "e1", "timestamp": 1767225600000, "sessionId": "s",
+    ...     "userId": "u", "context": None, "payload": {"@type": "tabOpened", "tabId": "t"}}])
+    >>> folder = os.path.join(tempfile.mkdtemp(), "all~1767225600000~1767312000000")
+    >>> meta = {"version": SCHEMA_VERSION, "seq": 0, "events": None, "types_key": "all",
+    ...         "start": 1767225600000, "end": 1767312000000, "fetched_at": 1767400000000,
+    ...         "next_cursor": "c1", "rows": 1, "spec_versions": ["0.7"]}
+    >>> write_page(os.path.join(folder, page_name(0)), page.tables, meta, folder)
+    >>> chain = read_chain(folder, time.time())
+    >>> len(chain.pages), chain.next_cursor, chain.complete
+    (1, 'c1', False)
+    """
     blobs = []
     for table in tables.values():
         sink = pa.BufferOutputStream()
@@ -116,7 +144,7 @@ def _page_meta(schema: pa.Schema) -> dict[str, Any] | None:
 
 @dataclass
 class Chain:
-    """The stored prefix of one staged chain."""
+    """The stored prefix of one staged chain (see :func:`write_page` for an example)."""
 
     path: str
     pages: list[str]
@@ -143,7 +171,11 @@ class Chain:
 
 def read_chain(path: str, now: float) -> Chain | None:
     """The pages of a chain from page 0 up to the first missing or unreadable one; None when
-    there are none (leftovers older than a day are dropped on the way)."""
+    there are none (leftovers older than a day are dropped on the way).
+
+    The chain is complete when its last page ended it: no next cursor, or no items. See
+    :func:`write_page` for an example.
+    """
     names = listdir(path)
     for name in names:
         if name.startswith("_tmp-") and _age(os.path.join(path, name), now) > STALE_TMP_S:
@@ -181,7 +213,25 @@ def _age(path: str, now: float) -> float:
 
 def move_chains(ns: Namespace, events: Sequence[str] | None, chains: Sequence[Chain]) -> None:
     """Replace the chains' intervals, for the types they fetched, by their rows (call with the
-    namespace's lock held). Every chain must have fetched ``events`` (None: every type)."""
+    namespace's lock held). Every chain must have fetched ``events`` (None: every type).
+
+    Examples
+    --------
+    >>> import os, tempfile, time
+    >>> from croct_pandas.cache_store import Namespace, read_partition
+    >>> from croct_pandas.normalize import normalize_items
+    >>> ns = Namespace(tempfile.mkdtemp(), "app")
+    >>> page = normalize_items([{"id": "e1", "timestamp": 1767225600000, "sessionId": "s",
+    ...     "userId": "u", "context": None, "payload": {"@type": "tabOpened", "tabId": "t"}}])
+    >>> folder = os.path.join(ns.staging, "all~1767225600000~1767312000000")
+    >>> meta = {"version": SCHEMA_VERSION, "seq": 0, "events": None, "types_key": "all",
+    ...         "start": 1767225600000, "end": 1767312000000, "fetched_at": 1767400000000,
+    ...         "next_cursor": None, "rows": 1, "spec_versions": ["0.7"]}
+    >>> write_page(os.path.join(folder, page_name(0)), page.tables, meta, folder)
+    >>> move_chains(ns, None, [read_chain(folder, time.time())])
+    >>> read_partition(ns.partition("tabOpened", "2026-01-01"), "tabOpened")[0].num_rows
+    1
+    """
     intervals = union(c.interval for c in chains)
     staged: dict[str, list[pa.Table]] = {}
     for chain in sorted(chains, key=lambda c: c.interval):
@@ -192,14 +242,23 @@ def move_chains(ns: Namespace, events: Sequence[str] | None, chains: Sequence[Ch
         for event_type, tables in per_type.items():
             table = pa.concat_tables(tables)
             ts = table.column("timestamp").cast(pa.int64()).to_numpy(zero_copy_only=False)
-            staged.setdefault(event_type, []).append(table.filter(_inside(ts, [chain.interval])))
+            inside = _inside(ts, [chain.interval])
+            staged.setdefault(event_type, []).append(
+                table if inside.all() else table.filter(inside)
+            )
     versions = {v for c in chains for v in c.spec_versions}
     types = sorted(set(ns.types_on_disk()) | set(staged)) if events is None else sorted(events)
-    for event_type in types:
+
+    def move_type(event_type: str) -> None:
         new_days = _by_day(_last_copies(staged.get(event_type, [])))
         old_days = {d for d in ns.days_on_disk(event_type) if _overlaps_any(d, intervals)}
         for day in sorted(old_days | set(new_days)):
             _rewrite(ns, event_type, day, intervals, new_days.get(day), versions)
+
+    # types touch different files; Parquet encoding and compression run outside the GIL
+    with ThreadPoolExecutor(MOVE_THREADS, thread_name_prefix="croct-cache") as pool:
+        for done in [pool.submit(move_type, t) for t in types]:
+            done.result()
 
 
 def _rewrite(

@@ -84,7 +84,13 @@ def day_of(ms: int) -> str:
 
 
 def day_start(day: str) -> int:
-    """Epoch ms of midnight UTC on ``day`` (``YYYY-MM-DD``)."""
+    """Epoch ms of midnight UTC on ``day`` (``YYYY-MM-DD``).
+
+    Examples
+    --------
+    >>> day_start("2026-01-01")
+    1767225600000
+    """
     moment = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc)
     return int(moment.timestamp()) * 1000
 
@@ -93,7 +99,16 @@ def day_start(day: str) -> int:
 
 
 def atomic_write(path: str, data: bytes, tmp_dir: str) -> None:
-    """Write ``data`` to ``path`` through a temporary file in ``tmp_dir`` and one rename."""
+    """Write ``data`` to ``path`` through a temporary file in ``tmp_dir`` and one rename.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> atomic_write(os.path.join(root, "a", "f"), b"x", os.path.join(root, "_tmp"))
+    >>> open(os.path.join(root, "a", "f"), "rb").read(), os.listdir(os.path.join(root, "_tmp"))
+    (b'x', [])
+    """
     os.makedirs(tmp_dir, exist_ok=True)
     tmp = os.path.join(tmp_dir, f"_tmp-{uuid.uuid4().hex}")
     try:
@@ -107,6 +122,16 @@ def atomic_write(path: str, data: bytes, tmp_dir: str) -> None:
 
 
 def write_json(path: str, doc: Mapping[str, Any], tmp_dir: str) -> None:
+    """Write a JSON document by :func:`atomic_write`.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "doc.json")
+    >>> write_json(path, {"a": 1}, os.path.dirname(path))
+    >>> read_json(path), read_json(path + ".missing")
+    ({'a': 1}, None)
+    """
     atomic_write(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2), tmp_dir)
 
 
@@ -122,6 +147,12 @@ def read_json(path: str) -> dict[str, Any] | None:
 
 
 def remove_file(path: str) -> None:
+    """Delete a file if it is there.
+
+    Examples
+    --------
+    >>> remove_file("/nonexistent/croct-pandas-file")
+    """
     with contextlib.suppress(FileNotFoundError):
         os.remove(path)
 
@@ -132,6 +163,15 @@ def remove_dataset(path: str) -> None:
     Never renamed aside first: a folder of ``.parquet`` files anywhere under the cache would be
     listed by a ``**/*.parquet`` reader beside the real one. A crash part way leaves fewer
     files, never a copy.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(root, "events", "type=a"))
+    >>> remove_dataset(os.path.join(root, "events"))
+    >>> os.listdir(root)
+    []
     """
     for folder, dirs, files in os.walk(path, topdown=False):
         for name in files:
@@ -145,7 +185,17 @@ def remove_dataset(path: str) -> None:
 
 def remove_tree(path: str) -> None:
     """Delete a folder holding no dataset file by first renaming it aside, so a crash never
-    leaves half of it in place."""
+    leaves half of it in place.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(root, "_staging", "chain"))
+    >>> remove_tree(os.path.join(root, "_staging"))
+    >>> os.listdir(root)
+    []
+    """
     if not os.path.exists(path):
         return
     parent = os.path.dirname(path)
@@ -161,6 +211,15 @@ class CacheLock:
     """An inter-process lock (``filelock``) that threads of one process also take in turn.
 
     One instance per lock file and process, so worker threads and several sinks share it.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "_lock")
+    >>> CacheLock.at(path) is CacheLock.at(path)
+    True
+    >>> with CacheLock.at(path):
+    ...     pass
     """
 
     _instances: ClassVar[dict[str, CacheLock]] = {}
@@ -207,7 +266,16 @@ class CacheLock:
 
 
 class Namespace:
-    """The paths of one application's folder under the cache root."""
+    """The paths of one application's folder under the cache root.
+
+    Examples
+    --------
+    >>> ns = Namespace("/tmp/cache", "api.croct.io~acme~web~shop~1a2b3c4d")
+    >>> ns.partition("pageOpened", "2026-01-01")[-52:]
+    'events/type=pageOpened/day=2026-01-01/part-0.parquet'
+    >>> ns.types_on_disk()
+    []
+    """
 
     def __init__(self, root: str, name: str) -> None:
         self.name = name
@@ -249,7 +317,13 @@ class Namespace:
 
 
 def listdir(path: str) -> list[str]:
-    """The names in a folder; none when it does not exist."""
+    """The names in a folder; none when it does not exist.
+
+    Examples
+    --------
+    >>> listdir("/nonexistent/croct-pandas-folder")
+    []
+    """
     try:
         return os.listdir(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -262,7 +336,24 @@ def listdir(path: str) -> list[str]:
 def read_partition(path: str, event_type: str) -> tuple[pa.Table, set[str]] | None:
     """A partition's rows in the storage schema and the spec versions they came in.
 
-    None when the file is missing; :class:`CacheError` when another version wrote it.
+    None when the file is missing; :class:`CacheError` when another version wrote it (the
+    manifest's version check rebuilds such a cache first, so only a file put there by hand or
+    by another package version meanwhile gets here).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from croct_pandas.normalize import storage_schema
+    >>> root = tempfile.mkdtemp()
+    >>> path = os.path.join(root, "type=tabOpened", "day=2026-01-01", "part-0.parquet")
+    >>> empty = storage_schema("tabOpened").empty_table()
+    >>> write_partition(path, empty, {"0.7"}, os.path.join(root, "_tmp"))
+    >>> table, versions = read_partition(path, "tabOpened")
+    >>> table.schema.equals(empty.schema), versions
+    (True, {'0.7'})
+    >>> remove_partition(path)
+    >>> read_partition(path, "tabOpened") is None, os.listdir(root)
+    (True, ['_tmp'])
     """
     try:
         with pa.OSFile(path, "rb") as source:
@@ -272,12 +363,16 @@ def read_partition(path: str, event_type: str) -> tuple[pa.Table, set[str]] | No
     meta = orjson.loads((table.schema.metadata or {}).get(_META_KEY, b"{}"))
     schema = storage_schema(event_type)
     if meta.get("version") != SCHEMA_VERSION or not table.schema.equals(schema):
-        raise CacheError(f"{path} was written by another cache version")
+        raise CacheError(
+            f"{path} was written by another cache version; clear the cache with "
+            "croct_pandas.clear_cache() and read again"
+        )
     return table.replace_schema_metadata(None), set(meta.get("spec_versions", []))
 
 
 def write_partition(path: str, table: pa.Table, spec_versions: set[str], tmp_dir: str) -> None:
-    """Commit one partition file: written aside, then renamed over the old one."""
+    """Commit one partition file: written aside, then renamed over the old one (see
+    :func:`read_partition` for an example)."""
     meta = {"version": SCHEMA_VERSION, "spec_versions": sorted(spec_versions)}
     table = table.replace_schema_metadata({_META_KEY: orjson.dumps(meta)})
     os.makedirs(tmp_dir, exist_ok=True)
@@ -294,6 +389,8 @@ def write_partition(path: str, table: pa.Table, spec_versions: set[str], tmp_dir
 
 
 def remove_partition(path: str) -> None:
+    """Delete a partition file and its day and type folders once empty (see
+    :func:`read_partition` for an example)."""
     remove_file(path)
     for folder in (os.path.dirname(path), os.path.dirname(os.path.dirname(path))):
         try:

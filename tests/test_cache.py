@@ -13,8 +13,8 @@ import pytest
 
 import croct_pandas as cp
 from croct_pandas.cache import cache_info, clear_cache, dataset_schema
-from croct_pandas.emulator import Emulator, generate_events
-from croct_pandas.errors import InvalidArgumentError
+from croct_pandas.emulator import Emulator, Faults, generate_events
+from croct_pandas.errors import InvalidArgumentError, SchemaWarning
 
 DAY = 86_400_000
 HOUR = 3_600_000
@@ -273,3 +273,45 @@ def test_the_dataset_schema_has_every_column_and_the_partitions():
     assert schema.names[-2:] == ["type", "day"]
     assert "_croct_raw" in schema.names and "payload.order.total" in schema.names
     assert dataset_schema(["tabOpened"]).names[-3:] == ["_croct_raw", "type", "day"]
+
+
+def test_repeated_items_and_the_0_8_dialect_are_stored_once_and_read_back_alike(store, tmp_path):
+    faults = Faults(repeat_rate=0.5, seed=4)
+    with Emulator(store, api_key=KEY, dialect="0.8.0", faults=faults) as emu:
+        cold = read(emu, tmp_path, page_size=50)
+        emu.reset_log()
+        warm = read(emu, tmp_path, page_size=50)
+        assert sent(emu) == []
+        expected = fresh(emu)
+    pd.testing.assert_frame_equal(cold, expected)
+    pd.testing.assert_frame_equal(warm, expected)
+    assert warm.attrs["croct"]["spec_version"] == "0.8"
+    pattern = os.path.join(tmp_path, "**", "*.parquet")
+    n, ids = duckdb.execute(
+        f"select count(*), count(distinct id) from read_parquet('{pattern}', "
+        "hive_partitioning=true, union_by_name=true)"
+    ).fetchall()[0]
+    assert n == ids == len(expected)
+
+
+def test_values_that_contradict_the_schema_survive_the_cache(store, tmp_path):
+    events = [dict(e) for e in store if e["timestamp"] < T0 + DAY]
+    viewed = next(i for i, e in enumerate(events) if e["payload"]["@type"] == "productViewed")
+    payload = dict(events[viewed]["payload"])
+    payload["product"] = {**payload["product"], "displayPrice": "not a number"}
+    events[viewed] = {**events[viewed], "payload": payload}
+    with Emulator(events, api_key=KEY) as emu:
+        with pytest.warns(SchemaWarning):
+            expected = fresh(emu)
+        with pytest.warns(SchemaWarning):
+            read(emu, tmp_path)
+        emu.reset_log()
+        with pytest.warns(SchemaWarning):
+            warm = read(emu, tmp_path)
+        assert sent(emu) == []
+    pd.testing.assert_frame_equal(warm, expected)
+    assert "not a number" in set(warm["payload.product.displayPrice"].dropna())
+    # on disk the column keeps its schema type; the raw value waits in _croct_raw
+    files = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path) for f in fs]
+    prices = next(f for f in files if "type=productViewed" in f and f.endswith(".parquet"))
+    assert str(pq.read_schema(prices).field("payload.product.displayPrice").type) == "double"
