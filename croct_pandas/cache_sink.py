@@ -4,7 +4,8 @@
   intervals only), cut into slices; a chain an interrupted run left half-staged resumes from its
   last stored cursor, and chains it left complete are moved at once, with no request.
 - :meth:`CacheSink.on_page`: each page goes to ``_staging/`` as one file carrying its next cursor,
-  committed by one rename (from worker threads; each chain belongs to one thread).
+  committed by one rename (from worker threads; each chain belongs to one thread), and into the
+  chain's :class:`~croct_pandas.normalize.Batcher`, normalised ~10,000 events at a time.
 - :meth:`CacheSink.on_slice_done`: the slice's chain is complete on disk, which is its checkpoint.
   When the call's last slice is done, the complete chains move into the dataset together (each
   (type, day) file rewritten once, not once per slice), then the manifest records their intervals,
@@ -28,7 +29,14 @@ from typing import Any
 import pyarrow as pa
 
 from croct_pandas.cache_manifest import ALL_TYPES, BEGIN, Manifest, subtract
-from croct_pandas.cache_staging import Chain, move_chains, page_name, read_chain, write_page
+from croct_pandas.cache_staging import (
+    Chain,
+    move_chains,
+    normalize_pages,
+    page_name,
+    read_chain,
+    write_page,
+)
 from croct_pandas.cache_store import (
     DAY_MS,
     SCHEMA_VERSION,
@@ -43,7 +51,7 @@ from croct_pandas.cache_store import (
 )
 from croct_pandas.client import Page
 from croct_pandas.errors import CacheError, CacheWarning
-from croct_pandas.normalize import NormalizedPage
+from croct_pandas.normalize import Batcher, NormalizedPage
 from croct_pandas.slices import Slice, split_intervals
 
 __all__ = ["CacheSink", "load_manifest"]
@@ -90,9 +98,14 @@ def load_manifest(ns: Namespace, *, metadata: dict[str, Any], base_url: str) -> 
 class CacheSink:
     """Pages of one ``read_croct_events`` call into the namespace ``ns`` and back out.
 
+    Takes raw pages (``takes_raw_pages``): they are staged as received and normalised in
+    batches per chain, kept in memory for the move at the end of the call.
+
     ``metadata`` holds the application's names and slugs (known without a request).
     :func:`croct_pandas.cache.open_sink` builds one; its docstring has an example.
     """
+
+    takes_raw_pages = True
 
     def __init__(
         self,
@@ -124,6 +137,11 @@ class CacheSink:
         self._lock = threading.Lock()
         self._next_seq: dict[tuple[int | None, int], int] = {}
         self._chain_fetched: dict[tuple[int | None, int], int] = {}
+        #: per chain: the first page normalised here (a resumed chain's earlier pages are on
+        #: disk only), its batcher and the batches so far
+        self._first_seq: dict[tuple[int | None, int], int] = {}
+        self._batchers: dict[tuple[int | None, int], Batcher] = {}
+        self._normalized: dict[tuple[int | None, int], list[NormalizedPage]] = {}
         self._planned = 0
         self._done: list[Slice] = []
         self._loaded: tuple[list[tuple[str, pa.Table]], set[str], Manifest] | None = None
@@ -173,11 +191,14 @@ class CacheSink:
 
     # -- pages ---------------------------------------------------------------------------
 
-    def on_page(self, task: Slice, page: Page, normalized: NormalizedPage) -> None:
+    def on_page(self, task: Slice, page: Page, normalized: NormalizedPage | None) -> None:
         chain = (task.start, task.end)
         with self._lock:
             seq = self._next_seq.get(chain, 0)
             self._next_seq[chain] = seq + 1
+            self._first_seq.setdefault(chain, seq)
+            batcher = self._batchers.setdefault(chain, Batcher())
+            batches = self._normalized.setdefault(chain, [])
             fetched_at = self._chain_fetched.setdefault(chain, self.now_ms)
             if page.metadata and page.metadata != self.metadata:
                 self.metadata = dict(page.metadata)
@@ -191,13 +212,21 @@ class CacheSink:
             "fetched_at": fetched_at,
             "next_cursor": page.next_cursor,
             "rows": len(page.items),
-            "spec_versions": sorted(normalized.spec_versions),
         }
         folder = self._chain_dir(task.start, task.end)
-        write_page(os.path.join(folder, page_name(seq)), normalized.tables, meta, folder)
+        write_page(os.path.join(folder, page_name(seq)), page.items, meta, folder)
+        # only after the page is stored: memory never runs ahead of the disk
+        batch = normalized if normalized is not None else batcher.add(page.items)
+        if batch is not None:
+            batches.append(batch)
 
     def on_slice_done(self, task: Slice) -> None:
+        chain = (task.start, task.end)
+        batcher = self._batchers.pop(chain, None)
+        batch = batcher.flush() if batcher is not None else None
         with self._lock:
+            if batch is not None:
+                self._normalized[chain].append(batch)
             self._done.append(task)
             last = len(self._done) >= self._planned
         if last:
@@ -211,27 +240,40 @@ class CacheSink:
         with self.ns.lock:
             manifest = self._manifest()
             chains = []
+            normalized: dict[str, list[NormalizedPage]] = {}
             for task in done:
+                key = (task.start, task.end)
                 folder = self._chain_dir(task.start, task.end)
                 chain = read_chain(folder, time.time())
                 if chain is None or not chain.complete:
                     # another process ran the same call and moved this chain first: its rows
                     # and record are in place, and what is left here duplicates its pages
                     shutil.rmtree(folder, ignore_errors=True)
-                else:
-                    chains.append(chain)
-            self._commit(manifest, chains)
+                    continue
+                chains.append(chain)
+                if len(chain.pages) == self._next_seq.get(key):
+                    first = self._first_seq.get(key, 0)
+                    earlier = normalize_pages(chain.pages[:first]) if first else []
+                    normalized[chain.path] = earlier + self._normalized.get(key, [])
+            self._commit(manifest, chains, normalized)
+            for task in done:
+                self._normalized.pop((task.start, task.end), None)
 
     # -- moving chains into the dataset ----------------------------------------------------
 
-    def _commit(self, manifest: Manifest, chains: list[Chain]) -> None:
+    def _commit(
+        self,
+        manifest: Manifest,
+        chains: list[Chain],
+        normalized: dict[str, list[NormalizedPage]] | None = None,
+    ) -> None:
         """Move complete chains into the dataset, record them, drop their pages (lock held)."""
         groups: dict[tuple[str, ...] | None, list[Chain]] = {}
         for chain in chains:
             if not self._superseded(manifest, chain):
                 groups.setdefault(chain.events, []).append(chain)
         for events, group in sorted(groups.items(), key=lambda g: min(c.fetched_at for c in g[1])):
-            move_chains(self.ns, events, group)
+            move_chains(self.ns, events, group, normalized)
             for chain in group:
                 manifest.record(events, chain.interval, chain.fetched_at)
         if groups:

@@ -1,10 +1,15 @@
 """Staged pages and how they move into the dataset.
 
 Each cursor chain (one slice of one call) stages its pages in ``_staging/<chain>/page-<n>``: one
-Arrow IPC file per page, holding every type's storage table and, in its metadata, the chain's next
-cursor, committed by one rename. The pages from ``page-000000`` up to the first gap are the
-chain's stored prefix: an interrupted chain resumes from the last one's cursor, and a chain whose
-last page ended it (no next cursor, or no items) is complete and waits to be moved.
+Arrow IPC file per page, holding the page's wire events as received (JSON) and, in its metadata,
+the chain's next cursor, committed by one rename. The pages from ``page-000000`` up to the first
+gap are the chain's stored prefix: an interrupted chain resumes from the last one's cursor, and a
+chain whose last page ended it (no next cursor, or no items) is complete and waits to be moved.
+
+Pages are staged as received rather than normalised because normalising ~10,000 events at a time
+(:class:`~croct_pandas.normalize.Batcher`) costs a quarter less than page by page: the sink
+normalises each chain in batches as it arrives and hands the tables to the move, and only a chain
+left by an interrupted run is normalised from its staged pages.
 
 :func:`move_chains` moves complete chains into the dataset: for every (type, UTC day) file they
 touch, the new file is the old rows outside their intervals plus their rows, written aside and
@@ -41,16 +46,23 @@ from croct_pandas.cache_store import (
     write_partition,
 )
 from croct_pandas.errors import CacheError
+from croct_pandas.normalize import Batcher, NormalizedPage
 
-__all__ = ["Chain", "move_chains", "page_name", "read_chain", "write_page"]
+__all__ = [
+    "Chain",
+    "move_chains",
+    "normalize_pages",
+    "page_name",
+    "read_chain",
+    "read_items",
+    "write_page",
+]
 
 #: Staged chains untouched for this long are dropped (half-written page files much sooner).
 STALE_CHAIN_S = 86_400.0
 STALE_TMP_S = 600.0
 _PAGE = "page-"
 _META_KEY = b"croct_pandas"
-#: staged pages live minutes: compressing their many small buffers costs more than it saves
-_IPC = pa.ipc.IpcWriteOptions(compression=None)
 _SORT = [("timestamp", "ascending"), ("id", "ascending")]
 #: Threads writing partition files during a move.
 MOVE_THREADS = 4
@@ -68,43 +80,55 @@ def page_name(seq: int) -> str:
 
 
 def write_page(
-    path: str, tables: Mapping[str, pa.Table], meta: Mapping[str, Any], tmp_dir: str
+    path: str, items: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], tmp_dir: str
 ) -> None:
-    """Commit one page (every type's rows and ``meta``, with the chain's next cursor) as ONE
-    file by one rename, so a page is either stored with its cursor or not at all.
+    """Commit one page (its wire events and ``meta``, with the chain's next cursor) as ONE file
+    by one rename, so a page is either stored with its cursor or not at all.
 
     ``meta`` carries ``version`` (:data:`SCHEMA_VERSION`), ``seq``, ``events``, ``types_key``,
-    ``start``, ``end``, ``fetched_at``, ``next_cursor``, ``rows`` and ``spec_versions``.
+    ``start``, ``end``, ``fetched_at``, ``next_cursor`` and ``rows``.
 
     Examples
     --------
     >>> import os, tempfile, time
-    >>> from croct_pandas.normalize import normalize_items
-    >>> page = normalize_items([{"id": "e1", "timestamp": 1767225600000, "sessionId": "s",
-    ...     "userId": "u", "context": None, "payload": {"@type": "tabOpened", "tabId": "t"}}])
     >>> folder = os.path.join(tempfile.mkdtemp(), "all~1767225600000~1767312000000")
     >>> meta = {"version": SCHEMA_VERSION, "seq": 0, "events": None, "types_key": "all",
     ...         "start": 1767225600000, "end": 1767312000000, "fetched_at": 1767400000000,
-    ...         "next_cursor": "c1", "rows": 1, "spec_versions": ["0.7"]}
-    >>> write_page(os.path.join(folder, page_name(0)), page.tables, meta, folder)
+    ...         "next_cursor": "c1", "rows": 1}
+    >>> write_page(os.path.join(folder, page_name(0)), [{"id": "e1"}], meta, folder)
     >>> chain = read_chain(folder, time.time())
     >>> len(chain.pages), chain.next_cursor, chain.complete
     (1, 'c1', False)
+    >>> read_items(chain.pages[0])
+    [{'id': 'e1'}]
     """
-    blobs = []
-    for table in tables.values():
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema, options=_IPC) as writer:
-            writer.write_table(table)
-        blobs.append(sink.getvalue().to_pybytes())
-    outer = pa.table(
-        {"type": pa.array(list(tables), pa.string()), "rows": pa.array(blobs, pa.binary())}
-    )
-    outer = outer.replace_schema_metadata({_META_KEY: orjson.dumps(dict(meta))})
+    body = pa.table({"items": pa.array([orjson.dumps(list(items))], pa.binary())})
+    body = body.replace_schema_metadata({_META_KEY: orjson.dumps(dict(meta))})
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, outer.schema) as writer:
-        writer.write_table(outer)
+    with pa.ipc.new_file(sink, body.schema) as writer:
+        writer.write_table(body)
     atomic_write(path, sink.getvalue().to_pybytes(), tmp_dir)
+
+
+def read_items(path: str) -> list[dict[str, Any]]:
+    """The wire events of a staged page (see :func:`write_page` for an example)."""
+    try:
+        with pa.memory_map(path) as source:
+            body = pa.ipc.open_file(source).read_all()
+        items = orjson.loads(body.column("items")[0].as_py())
+    except (OSError, pa.ArrowInvalid, orjson.JSONDecodeError) as exc:
+        raise CacheError(f"the staged page {path} cannot be read: {exc}") from None
+    if not isinstance(items, list):
+        raise CacheError(f"the staged page {path} holds no list of events")
+    return items
+
+
+def normalize_pages(paths: Sequence[str]) -> list[NormalizedPage]:
+    """Staged pages normalised in batches, in page order."""
+    batcher = Batcher()
+    out = [batch for path in paths if (batch := batcher.add(read_items(path))) is not None]
+    last = batcher.flush()
+    return [*out, last] if last is not None else out
 
 
 def _read_page_meta(path: str) -> dict[str, Any] | None:
@@ -113,22 +137,6 @@ def _read_page_meta(path: str) -> dict[str, Any] | None:
             schema = pa.ipc.open_file(source).schema
     except (OSError, pa.ArrowInvalid):
         return None
-    return _page_meta(schema)
-
-
-def _read_page(path: str) -> dict[str, pa.Table]:
-    try:
-        with pa.memory_map(path) as source:
-            outer = pa.ipc.open_file(source).read_all()
-        tables = {}
-        for event_type, blob in zip(outer.column("type").to_pylist(), outer.column("rows")):
-            tables[event_type] = pa.ipc.open_stream(blob.as_buffer()).read_all()
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise CacheError(f"the staged page {path} cannot be read: {exc}") from None
-    return tables
-
-
-def _page_meta(schema: pa.Schema) -> dict[str, Any] | None:
     raw = (schema.metadata or {}).get(_META_KEY)
     try:
         meta = orjson.loads(raw) if raw else None
@@ -152,7 +160,6 @@ class Chain:
     meta: dict[str, Any]
     next_cursor: str | None
     complete: bool
-    spec_versions: set[str]
 
     @property
     def events(self) -> tuple[str, ...] | None:
@@ -197,8 +204,7 @@ def read_chain(path: str, now: float) -> Chain | None:
         return None
     last = metas[-1]
     complete = last.get("next_cursor") is None or not last.get("rows")
-    versions = {v for m in metas for v in m.get("spec_versions", [])}
-    return Chain(path, run, metas[0], last.get("next_cursor"), complete, versions)
+    return Chain(path, run, metas[0], last.get("next_cursor"), complete)
 
 
 def _age(path: str, now: float) -> float:
@@ -211,33 +217,45 @@ def _age(path: str, now: float) -> float:
 # -- moving chains into the dataset --------------------------------------------------------
 
 
-def move_chains(ns: Namespace, events: Sequence[str] | None, chains: Sequence[Chain]) -> None:
+def move_chains(
+    ns: Namespace,
+    events: Sequence[str] | None,
+    chains: Sequence[Chain],
+    normalized: Mapping[str, list[NormalizedPage]] | None = None,
+) -> None:
     """Replace the chains' intervals, for the types they fetched, by their rows (call with the
     namespace's lock held). Every chain must have fetched ``events`` (None: every type).
+
+    ``normalized`` maps a chain's path to its pages already normalised, in order; other chains
+    are normalised from their staged pages.
 
     Examples
     --------
     >>> import os, tempfile, time
     >>> from croct_pandas.cache_store import Namespace, read_partition
-    >>> from croct_pandas.normalize import normalize_items
     >>> ns = Namespace(tempfile.mkdtemp(), "app")
-    >>> page = normalize_items([{"id": "e1", "timestamp": 1767225600000, "sessionId": "s",
-    ...     "userId": "u", "context": None, "payload": {"@type": "tabOpened", "tabId": "t"}}])
+    >>> event = {"id": "e1", "timestamp": 1767225600000, "sessionId": "s", "userId": "u",
+    ...          "context": None, "payload": {"@type": "tabOpened", "tabId": "t"}}
     >>> folder = os.path.join(ns.staging, "all~1767225600000~1767312000000")
     >>> meta = {"version": SCHEMA_VERSION, "seq": 0, "events": None, "types_key": "all",
     ...         "start": 1767225600000, "end": 1767312000000, "fetched_at": 1767400000000,
-    ...         "next_cursor": None, "rows": 1, "spec_versions": ["0.7"]}
-    >>> write_page(os.path.join(folder, page_name(0)), page.tables, meta, folder)
+    ...         "next_cursor": None, "rows": 1}
+    >>> write_page(os.path.join(folder, page_name(0)), [event], meta, folder)
     >>> move_chains(ns, None, [read_chain(folder, time.time())])
     >>> read_partition(ns.partition("tabOpened", "2026-01-01"), "tabOpened")[0].num_rows
     1
     """
     intervals = union(c.interval for c in chains)
     staged: dict[str, list[pa.Table]] = {}
+    versions: set[str] = set()
     for chain in sorted(chains, key=lambda c: c.interval):
+        pages = (normalized or {}).get(chain.path)
+        if pages is None:
+            pages = normalize_pages(chain.pages)
         per_type: dict[str, list[pa.Table]] = {}
-        for path in chain.pages:
-            for event_type, table in _read_page(path).items():
+        for page in pages:
+            versions |= page.spec_versions
+            for event_type, table in page.tables.items():
                 per_type.setdefault(event_type, []).append(table)
         for event_type, tables in per_type.items():
             table = pa.concat_tables(tables)
@@ -246,7 +264,6 @@ def move_chains(ns: Namespace, events: Sequence[str] | None, chains: Sequence[Ch
             staged.setdefault(event_type, []).append(
                 table if inside.all() else table.filter(inside)
             )
-    versions = {v for c in chains for v in c.spec_versions}
     types = sorted(set(ns.types_on_disk()) | set(staged)) if events is None else sorted(events)
 
     def move_type(event_type: str) -> None:
