@@ -51,16 +51,20 @@ def run_demo(
     print(f"Generating a store of {users:,} users over {days} days ...", flush=True)
     with Emulator(users=users, days=days, seed=seed, start=start, faults=faults) as emu:
         print(f"Croct Export API emulator at {emu.url}: {len(emu.events):,} events", flush=True)
-        began = time.perf_counter()
-        frame = cp.read_croct_events(
-            window_start,
-            window_end,
-            api_key=emu.api_key,
-            base_url=emu.url,
-            cache=cache,
-            progress=progress,
-        )
-        cold = time.perf_counter() - began
+
+        def read(show_progress: bool) -> tuple[pd.DataFrame, float]:
+            began = time.perf_counter()
+            frame = cp.read_croct_events(
+                window_start,
+                window_end,
+                api_key=emu.api_key,
+                base_url=emu.url,
+                cache=cache,
+                progress=show_progress,
+            )
+            return frame, time.perf_counter() - began
+
+        frame, cold = read(progress)
         cold_requests = len(emu.requests)
         injected = [f for r in emu.requests for f in r.faults if f != "latency"]
         print(
@@ -80,16 +84,7 @@ def run_demo(
         print(f"\nChart saved to {output}")
 
         emu.reset_log()
-        began = time.perf_counter()
-        again = cp.read_croct_events(
-            window_start,
-            window_end,
-            api_key=emu.api_key,
-            base_url=emu.url,
-            cache=cache,
-            progress=False,
-        )
-        warm = time.perf_counter() - began
+        again, warm = read(False)
         print(
             f"\nSame window again: {len(again):,} events in {warm:.2f} s with "
             f"{len(emu.requests)} requests (served from the cache in {cache!s})"

@@ -189,7 +189,8 @@ CART_ITEM: tuple[Field, ...] = (
     _f("coupon", "string"),
 )
 
-CART: tuple[Field, ...] = (
+#: What carts and orders share, in the spec's order.
+_TOTALS: tuple[Field, ...] = (
     _f("currency", "string"),
     _f("items", "list", element=pa.list_(ITEM_TYPE)),
     _f("subtotal", "float"),
@@ -199,20 +200,13 @@ CART: tuple[Field, ...] = (
     _f("discount", "float"),
     _f("total", "float"),
     _f("coupon", "string"),
-    _f("lastUpdateTime", "time"),
 )
+
+CART: tuple[Field, ...] = (*_TOTALS, _f("lastUpdateTime", "time"))
 
 ORDER: tuple[Field, ...] = (
     _f("orderId", "string"),
-    _f("currency", "string"),
-    _f("items", "list", element=pa.list_(ITEM_TYPE)),
-    _f("subtotal", "float"),
-    _f("shippingPrice", "float"),
-    _f("taxes", "map", element="float"),
-    _f("costs", "map", element="float"),
-    _f("discount", "float"),
-    _f("total", "float"),
-    _f("coupon", "string"),
+    *_TOTALS,
     _f("paymentMethod", "string"),
     _f("installments", "int"),
     _f("status", "enum", "orderStatus"),
