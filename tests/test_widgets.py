@@ -214,7 +214,7 @@ def test_state_rejects_what_is_not_an_event_frame(events):
     with pytest.raises(ValueError, match="'sessionId'"):
         ExplorerState(events.drop(columns="sessionId"))
     with pytest.raises(TypeError, match="df must be a pandas DataFrame"):
-        ExplorerState(events.to_dict())  # type: ignore[arg-type]
+        ExplorerState([1, 2])  # type: ignore[arg-type]
 
 
 def test_a_frame_without_session_columns_has_no_session_filters(events):
