@@ -356,7 +356,8 @@ def read_partition(path: str, event_type: str) -> tuple[pa.Table, set[str]] | No
     (True, ['_tmp'])
     """
     try:
-        with pa.OSFile(path, "rb") as source:
+        # files are only ever replaced by a rename, never changed in place: mapping is safe
+        with pa.memory_map(path) as source:
             table = pq.ParquetFile(source).read(use_threads=False)
     except FileNotFoundError:
         return None
