@@ -12,8 +12,8 @@ Measured on the shared 2-core box (other jobs running, load average 3-8), 204,81
 cold 22.2 s, warm 2.0 s (100,000 events/s), median ratio 9.2x, warm requests 0 at load ~4;
 6.0x at load ~8. Where a warm read's time goes (mean of 5, load ~4, 2.26 s in all):
 assembling the frame (``build_frame``: sort, gather, to pandas) 1.40 s, reading the 175
-(type, day) files 0.82 s, key fingerprint, manifest and plan 0.02 s. Cold without any cache
-(``cache=False``) takes 17.6-18.4 s of the cold time on the same box.
+(type, day) files 0.82 s, key fingerprint, manifest and plan 0.02 s. For scale, in one run
+the same export took 17.6-18.4 s with ``cache=False`` and 20.4-22.1 s cold into the cache.
 
     .venv/bin/python benchmarks/cache.py [--rounds 3] [--latency 0.05] [--users 2500] [--days 7]
 """
