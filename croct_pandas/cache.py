@@ -110,19 +110,6 @@ def dataset_schema(events: Sequence[str] | None = None) -> pa.Schema:
     return merged.append(pa.field("type", pa.string())).append(pa.field("day", pa.date32()))
 
 
-def api_key_fingerprint(api_key: str, base_url: str, salt: bytes) -> str:
-    """A one-way, salted, slow fingerprint of ``api_key`` at ``base_url`` (hex).
-
-    Examples
-    --------
-    >>> len(api_key_fingerprint("secret", "https://api.croct.io", b"salt"))
-    64
-    """
-    return hashlib.pbkdf2_hmac(
-        "sha256", api_key.encode(), salt + b"\0" + base_url.encode(), KEY_ROUNDS
-    ).hex()
-
-
 def namespace_name(base_url: str, metadata: dict[str, Any], fingerprint: str) -> str:
     """The folder of an application: readable host and slugs, plus a digest that tells apart
     names the character clean-up made equal.
@@ -152,12 +139,11 @@ def namespace_name(base_url: str, metadata: dict[str, Any], fingerprint: str) ->
 def _namespace(
     root: str, client: Client, window: tuple[int | None, int], events: tuple[str, ...] | None
 ) -> tuple[Namespace, dict[str, Any]]:
-    api_key = client._api_key.reveal()  # only ever hashed; the one place the cache sees it
     root_lock = CacheLock.at(os.path.join(root, "_lock"))
     keys_path = os.path.join(root, "_keys.json")
     with root_lock:
         salt = _salt(root)
-        fingerprint = api_key_fingerprint(api_key, client.base_url, salt)
+        fingerprint = client.key_fingerprint(salt, KEY_ROUNDS)
         name = ((read_json(keys_path) or {}).get("keys") or {}).get(fingerprint)
     if isinstance(name, str):
         ns = Namespace(root, name)

@@ -14,6 +14,7 @@ lines and error messages carry the path and the query, never a header.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import time
@@ -251,6 +252,22 @@ class Client:
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise TypeError("a Client holds an API key and is never pickled; build one in each process")
+
+    def key_fingerprint(self, salt: bytes, rounds: int) -> str:
+        """A one-way, salted, slow fingerprint (PBKDF2-SHA256, hex) of this client's key at its
+        base URL: how a cache recognises a key without ever storing it.
+
+        Examples
+        --------
+        >>> len(Client("my-key").key_fingerprint(b"salt", 1000))
+        64
+        """
+        return hashlib.pbkdf2_hmac(
+            "sha256",
+            self._api_key.reveal().encode(),
+            salt + b"\0" + self.base_url.encode(),
+            rounds,
+        ).hex()
 
     def close(self) -> None:
         """Close the HTTP sessions of the default transport (also done by ``with Client():``).
