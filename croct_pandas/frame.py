@@ -21,6 +21,7 @@ from croct_pandas.frame_infer import (
     MISSING,
     Column,
     InferredValues,
+    Layout,
     build_inferred,
     flatten_objects,
 )
@@ -160,6 +161,7 @@ def _assemble(
         _apply_raw(t, per_type[t], inferred, columns)
     extra = build_inferred(flatten_objects(inferred), sizes_by_type=dict(zip(types, sizes)))
     order = _sort_indices(per_type, types)
+    layout = Layout(types, sizes, order)
     names = _column_names(columns, extra, schema_cols)
     arrays: list[pa.Array] = []
     for name in names:
@@ -167,7 +169,7 @@ def _assemble(
             arrays.append(_type_column(types, sizes, known_types, order))
             continue
         col = columns.get(name) or extra[name]
-        arrays.append(col.gather(name, types, sizes, order))
+        arrays.append(col.gather(name, layout))
     del per_type
     table = pa.Table.from_arrays(arrays, names=names)
     return _to_pandas(table, dtype_backend)

@@ -10,10 +10,11 @@ type, and :func:`build_inferred` types them over the whole result, as ``event-fr
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,7 +22,14 @@ import pyarrow.compute as pc
 from croct_pandas.errors import SchemaWarning
 from croct_pandas.schema import ENUMS
 
-__all__ = ["MISSING", "Column", "InferredValues", "build_inferred", "flatten_objects"]
+__all__ = [
+    "MISSING",
+    "Column",
+    "InferredValues",
+    "Layout",
+    "build_inferred",
+    "flatten_objects",
+]
 
 
 class _Missing:
@@ -42,6 +50,55 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
+class Layout:
+    """Where each event type's rows land in the sorted frame, and gathering columns there.
+
+    Most columns belong to one or a few event types and are null elsewhere: they are gathered
+    from their own values with an index that is null on the other rows, instead of a take over
+    every type's rows. The index for a set of types is built once and shared by its columns.
+
+    Examples
+    --------
+    >>> layout = Layout(["a", "b"], [2, 1], pa.array([2, 0, 1]))
+    >>> layout.take({"a": pa.array([1.0, 2.0])}, pa.float64()).to_pylist()
+    [None, 1.0, 2.0]
+    """
+
+    def __init__(self, types: Sequence[str], sizes: Sequence[int], order: pa.Array) -> None:
+        self.types = list(types)
+        self.sizes = list(sizes)
+        self.order = order
+        self.rows = int(sum(sizes))
+        self._offsets = dict(zip(self.types, np.cumsum([0, *self.sizes[:-1]]).tolist()))
+        self._order = np.asarray(order.to_numpy(zero_copy_only=False), dtype=np.int64)
+        self._indices: dict[tuple[str, ...], pa.Array] = {}
+
+    def take(self, present: Mapping[str, Any], type_: pa.DataType) -> pa.Array:
+        """The column whose rows of type ``t`` are ``present[t]``, in frame order."""
+        keys = tuple(t for t in self.types if t in present)
+        if not keys:
+            return pa.nulls(self.rows, type_)
+        pieces = [piece for t in keys for piece in _pieces(_as_type(present[t], type_))]
+        source = pa.concat_arrays(pieces) if len(pieces) > 1 else pieces[0]
+        if len(keys) == len(self.types):
+            return source.take(self.order)
+        return source.take(self._index(keys))
+
+    def _index(self, keys: tuple[str, ...]) -> pa.Array:
+        index = self._indices.get(keys)
+        if index is None:
+            local = np.full(self.rows, -1, dtype=np.int64)
+            position = 0
+            for t in keys:
+                offset, n = self._offsets[t], self.sizes[self.types.index(t)]
+                local[offset : offset + n] = np.arange(position, position + n)
+                position += n
+            gathered = local[self._order]
+            index = pa.array(gathered, mask=gathered < 0)
+            self._indices[keys] = index
+        return index
+
+
 @dataclass
 class Column:
     """One output column: an Arrow array per event type that has it."""
@@ -55,24 +112,10 @@ class Column:
     def add_raw(self, event_type: str, indices: pa.Array, values: list[Any]) -> None:
         self.raw[event_type] = (indices, values)
 
-    def _chunks(
-        self, types: Sequence[str], sizes: Sequence[int], type_: pa.DataType
-    ) -> pa.ChunkedArray:
-        out = []
-        for t, n in zip(types, sizes):
-            arr = self.present.get(t)
-            if arr is None:
-                out.append(pa.nulls(n, type_))
-            else:
-                out.extend(_pieces(arr if arr.type == type_ else pc.cast(arr, type_)))
-        return pa.chunked_array(out, type_)
-
-    def gather(
-        self, name: str, types: Sequence[str], sizes: Sequence[int], order: pa.Array
-    ) -> pa.Array:
+    def gather(self, name: str, layout: Layout) -> pa.Array:
         if self.raw:
-            return self._fallback(name, types, sizes, order)
-        values = self._chunks(types, sizes, self.type).take(order).combine_chunks()
+            return self._fallback(name, layout.types, layout.sizes, layout.order)
+        values = layout.take(self.present, self.type)
         if self.enum is not None:
             return _categorical(name, self.enum, values)
         return values
@@ -114,6 +157,10 @@ class Column:
             _warn(f"column {name!r} holds lists of mixed shapes; it is kept as JSON text")
             arr = pa.array([None if v is None else _text(v) for v in values], pa.string())
         return arr.take(order)
+
+
+def _as_type(arr: Any, type_: pa.DataType) -> Any:
+    return arr if arr.type == type_ else pc.cast(arr, type_)
 
 
 def _pieces(arr: Any) -> list[pa.Array]:
@@ -201,11 +248,8 @@ class _InferredColumn:
     arrays: dict[str, pa.Array]
     type: pa.DataType
 
-    def gather(
-        self, name: str, types: Sequence[str], sizes: Sequence[int], order: pa.Array
-    ) -> pa.Array:
-        chunks = [self.arrays.get(t, pa.nulls(n, self.type)) for t, n in zip(types, sizes)]
-        return pa.chunked_array(chunks, self.type).take(order).combine_chunks()
+    def gather(self, name: str, layout: Layout) -> pa.Array:
+        return layout.take(self.arrays, self.type)
 
 
 def build_inferred(
