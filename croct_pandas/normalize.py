@@ -19,6 +19,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from operator import methodcaller
 from typing import Any
 
 import orjson
@@ -51,6 +52,8 @@ __all__ = [
 #: Events normalised per call when pages are batched (see :class:`Batcher`).
 BATCH_EVENTS = 10_000
 _SORTED = orjson.OPT_SORT_KEYS
+_GET_CONTEXT = methodcaller("get", "context")
+_GET_PAYLOAD = methodcaller("get", "payload")
 _TIME = pa.timestamp("ms", tz="UTC")
 _CONVERSION_ERRORS = (
     pa.ArrowInvalid,
@@ -116,10 +119,14 @@ def normalize_items(items: Iterable[Mapping[str, Any]]) -> NormalizedPage:
     groups: dict[str, list[Mapping[str, Any]]] = {}
     out = NormalizedPage()
     for item in items:
-        groups.setdefault(event_type_of(item) or "unknown", []).append(item)
+        payload = item.get("payload")
+        event_type = payload.get("@type") if payload.__class__ is dict else None
+        if event_type.__class__ is not str:
+            event_type = event_type_of(item) or "unknown"
+        groups.setdefault(event_type, []).append(item)
     for event_type, group in groups.items():
-        out.tables[event_type] = _normalize_group(event_type, group)
-        out.spec_versions |= {_spec_of(item) for item in group}
+        out.tables[event_type], specs = _normalize_group(event_type, group)
+        out.spec_versions |= specs
     return out
 
 
@@ -166,20 +173,20 @@ class _NotFast(Exception):
     """The group needs the value-by-value path."""
 
 
-def _normalize_group(event_type: str, items: list[Mapping[str, Any]]) -> pa.Table:
+def _normalize_group(event_type: str, items: list[Mapping[str, Any]]) -> tuple[pa.Table, set[str]]:
     try:
         return _normalize_fast(event_type, items)
     except _NotFast:
-        return normalize_group_slow(event_type, items)
+        return normalize_group_slow(event_type, items), {_spec_of(item) for item in items}
 
 
 # -- the fast path ---------------------------------------------------------------------------
 
 
-def _normalize_fast(event_type: str, items: list[Mapping[str, Any]]) -> pa.Table:
+def _normalize_fast(event_type: str, items: list[Mapping[str, Any]]) -> tuple[pa.Table, set[str]]:
     raw = Raw()
-    _check_keys(event_type, items, raw)
-    leaves: dict[str, Any] | None = None
+    if not _all_known(event_type, items):
+        _check_keys(event_type, items, raw)
     for variant in (0, 1):
         try:
             converted = pa.array(items, type=_item_type(event_type, variant))
@@ -187,10 +194,65 @@ def _normalize_fast(event_type: str, items: list[Mapping[str, Any]]) -> pa.Table
             continue
         leaves = _flatten(converted)
         try:
-            return _storage_table(event_type, items, leaves, variant, raw)
+            table = _storage_table(event_type, items, leaves, variant, raw)
         except _CONVERSION_ERRORS:
             continue
+        return table, _specs(items, leaves)
     raise _NotFast
+
+
+def _specs(items: list[Mapping[str, Any]], leaves: dict[str, Any]) -> set[str]:
+    """Spec versions of a group: ``id`` marks 0.7.x, ``eventId`` 0.8.0."""
+    n = len(items)
+    with_id, with_event_id = n - leaves["id"].null_count, n - leaves["eventId"].null_count
+    if with_id == n and with_event_id == 0:
+        return {"0.7"}
+    return {_spec_of(item) for item in items}
+
+
+def _all_known(event_type: str, items: list[Mapping[str, Any]]) -> bool:
+    """True when no object of the group has a key the schema does not know (or a renamed
+    one): then there is nothing to record item by item. Loops run in C (``map``)."""
+    try:
+        if not all(map(CORE_KEYS.issuperset, items)):
+            return False
+        contexts = list(filter(None, map(_GET_CONTEXT, items)))
+        if contexts and not _objects_known(contexts, context_node()):
+            return False
+        return _objects_known(list(map(_GET_PAYLOAD, items)), payload_node(event_type))
+    except (TypeError, AttributeError):
+        return False  # a value of another shape: the item-by-item check will say
+
+
+def _objects_known(objects: list[Any], node: Node) -> bool:
+    if not all(map(node.known.issuperset, objects)):
+        return False
+    renamed = _renamed_keys(node)
+    if renamed and not all(map(renamed.isdisjoint, objects)):
+        return False
+    for key, child in node.children.items():
+        if isinstance(child, Node):
+            inner = list(filter(None, map(methodcaller("get", key), objects)))
+            if inner and not _objects_known(inner, child):
+                return False
+        elif child.kind == "list" and pa.types.is_struct(arrow_type(child).value_type):
+            lists = list(filter(None, map(methodcaller("get", key), objects)))
+            elements = [element for values in lists for element in values]
+            if elements and not _struct_known(elements, arrow_type(child).value_type):
+                return False
+    return True
+
+
+def _struct_known(elements: list[Any], struct: pa.StructType) -> bool:
+    if not all(map(_names(struct).issuperset, elements)):
+        return False
+    for i in range(struct.num_fields):
+        sub = struct.field(i)
+        if pa.types.is_struct(sub.type):
+            inner = list(filter(None, map(methodcaller("get", sub.name), elements)))
+            if inner and not _struct_known(inner, sub.type):
+                return False
+    return True
 
 
 def _check_keys(event_type: str, items: list[Mapping[str, Any]], raw: Raw) -> None:
@@ -232,6 +294,7 @@ def _check_node(pairs: list[tuple[int, Any]], node: Node, prefix: str, raw: Raw)
                         raise _NotFast
 
 
+@cache
 def _renamed_keys(node: Node) -> frozenset[str]:
     return frozenset(node.aliases.values())
 

@@ -22,7 +22,7 @@ DISCRIMINATORS = ("@type", "type")
 _SORTED = orjson.OPT_SORT_KEYS
 
 
-@dataclass
+@dataclass(eq=False)
 class Node:
     children: dict[str, Node | Field]
     #: alternative spellings of a child key (spec 0.8.0 renames)
