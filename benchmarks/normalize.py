@@ -62,18 +62,20 @@ def baseline(pages: list[bytes]) -> pd.DataFrame:
 def ours(pages: list[bytes]) -> pd.DataFrame:
     """What read_croct_events does with the bodies it receives (cache=False)."""
     from croct_pandas.frame import build_frame
+    from croct_pandas.gc_pause import paused_gc
     from croct_pandas.normalize import Batcher
 
-    tables = []
-    batcher = Batcher()
-    for body in pages:
-        batch = batcher.add(orjson.loads(body)["items"])
-        if batch is not None:
-            tables.extend(batch.tables.items())
-    last = batcher.flush()
-    if last is not None:
-        tables.extend(last.tables.items())
-    return build_frame(tables)
+    with paused_gc():
+        tables = []
+        batcher = Batcher()
+        for body in pages:
+            batch = batcher.add(orjson.loads(body)["items"])
+            if batch is not None:
+                tables.extend(batch.tables.items())
+        last = batcher.flush()
+        if last is not None:
+            tables.extend(last.tables.items())
+        return build_frame(tables)
 
 
 def _rss_kib(field: str) -> int:

@@ -23,6 +23,7 @@ import pyarrow as pa
 from croct_pandas.client import Client, Page
 from croct_pandas.errors import InvalidArgumentError
 from croct_pandas.frame import build_frame, check_dtype_backend
+from croct_pandas.gc_pause import paused_gc
 from croct_pandas.normalize import Batcher, NormalizedPage, normalize_items
 from croct_pandas.params import (
     check_events,
@@ -197,6 +198,29 @@ def read_croct_events(
     settle_ms = _check_settle(settle)
     cache_root = _check_cache(cache)
 
+    with paused_gc():
+        return _export(
+            start_ms, end_ms, wanted, api_key, base_url, page_size, workers, progress,
+            dtype_backend, timeout, cache_root, refresh, settle_ms, call_time,
+        )  # fmt: skip
+
+
+def _export(
+    start_ms: int | None,
+    end_ms: int,
+    wanted: tuple[str, ...] | None,
+    api_key: str | None,
+    base_url: str | None,
+    page_size: int,
+    workers: int,
+    progress: bool,
+    dtype_backend: str | None,
+    timeout: float,
+    cache_root: str | None,
+    refresh: bool,
+    settle_ms: int,
+    call_time: int,
+) -> pd.DataFrame:
     bar = Progress(start_ms, end_ms, enabled=progress)
     client = Client(
         api_key, base_url=base_url, timeout=timeout, budget=RateBudget(), on_wait=bar.on_wait

@@ -17,11 +17,8 @@ This module spreads visitors and their sessions over the period; the rest lives 
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import random
 from bisect import bisect
-from collections.abc import Iterator
-from contextlib import contextmanager
 from operator import itemgetter
 from typing import Any
 
@@ -36,6 +33,7 @@ from croct_pandas.emulator.catalog import (
 from croct_pandas.emulator.visit import Visit
 from croct_pandas.emulator.visitors import CLIENT_CUM, DAY_MS, HOUR_CUM, PLACE_CUM, User, pick
 from croct_pandas.errors import InvalidArgumentError
+from croct_pandas.gc_pause import paused_gc
 
 __all__ = ["generate_events"]
 
@@ -64,29 +62,6 @@ def start_ms(start: str | dt.date) -> int:
     else:
         raise InvalidArgumentError(f"start must be a date or 'YYYY-MM-DD'; got {start!r}")
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp() * 1000)
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building millions of acyclic dicts.
-
-    Each collection would rescan every container made so far, which costs more than the work
-    itself on large stores; reference counting still frees everything as usual.
-
-    Examples
-    --------
-    >>> with paused_gc():
-    ...     rows = [{"n": i} for i in range(3)]
-    >>> gc.isenabled()
-    True
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _check_count(name: str, value: object, low: int, high: int) -> int:

@@ -33,8 +33,9 @@ import orjson
 from croct_pandas.emulator.catalog import APP_METADATA
 from croct_pandas.emulator.dialect import DIALECTS, convert, event_id
 from croct_pandas.emulator.faults import Decision, Faults, Injector
-from croct_pandas.emulator.generator import generate_events, paused_gc
+from croct_pandas.emulator.generator import generate_events
 from croct_pandas.errors import InvalidArgumentError
+from croct_pandas.gc_pause import paused_gc
 from croct_pandas.schema import EVENT_TYPES
 
 __all__ = ["Emulator", "RequestRecord"]
