@@ -72,7 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency", type=float, default=0.05)
-    parser.add_argument("--users", type=int, default=1800)
+    parser.add_argument("--users", type=int, default=2500)
     parser.add_argument("--days", type=int, default=14)
     args = parser.parse_args()
     start = int(pd.Timestamp("2026-01-01", tz="UTC").timestamp() * 1000)
