@@ -1,10 +1,16 @@
 """The funnel engine: row masks in, one outcome per entity out (level, counted attempt, reason).
 
-Rows are sorted once by (entity, timestamp, row position). Ordered funnels whose steps never
-share a row partially (each pair of steps matches the same rows or disjoint rows) run as
-vectorised greedy chains: per step-1 row, ``searchsorted`` finds the first eligible row of each
-next step, which ``docs/funnels.md`` shows is optimal there. Everything else (steps sharing some
-rows, ``strict``, ``any``) goes to :mod:`croct_pandas.funnel_general`, entity by entity.
+Rows are sorted once by (entity, timestamp, row position), then each entity goes to the
+fastest engine that is exact for it:
+
+- :mod:`croct_pandas.funnel_chains`, vectorised chains from every step-1 row at once, for
+  ordered funnels whose steps match the same or disjoint rows (greedy is optimal), and for
+  ordered and strict funnels in entities where no two step rows share a timestamp (the chain
+  is then a subsequence: greedy, or forced for strict);
+- :mod:`croct_pandas.funnel_any`, vectorised windows, for ``any`` funnels whose steps match the
+  same or disjoint rows;
+- :mod:`croct_pandas.funnel_general`, entity by entity, for the rest (tied rows that more than
+  one step could take, ``any`` funnels whose steps share some rows).
 """
 
 from __future__ import annotations
@@ -15,7 +21,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["NAT", "REASONS", "Outcome", "Prepared", "compute", "time_values", "type_codes"]
+__all__ = [
+    "NAT",
+    "REASONS",
+    "Outcome",
+    "Partial",
+    "Prepared",
+    "compute",
+    "finish",
+    "time_values",
+    "type_codes",
+]
 
 NAT = np.iinfo(np.int64).min
 #: An unbounded window, later than any time an int64 clock holds when added to one.
@@ -41,19 +57,6 @@ class Outcome:
     unit: str
     tz: Any
 
-    def ordered_by(self, first_seen: np.ndarray) -> Outcome:
-        """The same outcome, rows sorted by ``first_seen`` (each entity's first step-1 row)."""
-        order = np.argsort(first_seen, kind="stable")
-        return Outcome(
-            entities=self.entities.take(order),
-            level=self.level[order],
-            times=self.times[order],
-            first_row=self.first_row[order],
-            reason=self.reason[order],
-            unit=self.unit,
-            tz=self.tz,
-        )
-
 
 @dataclass
 class Prepared:
@@ -64,6 +67,7 @@ class Prepared:
     t: np.ndarray
     row: np.ndarray
     masks: list[np.ndarray]
+    bits: np.ndarray  # int64: bit i set where the row matches step i
     excl: np.ndarray
     gid: np.ndarray  # (entity, timestamp) group number, increasing along the sort
     entities: pd.Index
@@ -137,12 +141,17 @@ def prepare(
     new = np.ones(len(idx), dtype=bool)
     new[1:] = (ent[1:] != ent[:-1]) | (t[1:] != t[:-1])
     end = _end(frame, t_all, unit)
+    sorted_masks = [m[idx] for m in masks]
+    bits = np.zeros(len(idx), dtype=np.int64)
+    for i, mask in enumerate(sorted_masks):
+        bits |= mask.astype(np.int64) << i
     return Prepared(
         n=len(masks),
         ent=ent,
         t=t,
         row=idx,
-        masks=[m[idx] for m in masks],
+        masks=sorted_masks,
+        bits=bits,
         excl=excl_all[idx],
         gid=np.cumsum(new) - 1,
         entities=pd.Index(uniques),
@@ -173,123 +182,50 @@ def compute(
     path: str = "auto",
 ) -> Outcome:
     """Run the funnel; ``path="general"`` forces the per-entity engine (tests compare both)."""
-    from croct_pandas import funnel_general
+    from croct_pandas import funnel_any, funnel_chains, funnel_general
 
     p = prepare(frame, masks, excl, by=by, all_rows=order == "strict", window=window)
-    same = _same_rows(p.masks) if order == "ordered" and path != "general" else None
-    if same is None:
-        return funnel_general.solve(p, order)
-    return _greedy_outcome(p, same)
+    if path == "general":
+        return finish(p, [funnel_general.solve(p, order)])
+    same = funnel_chains.same_rows(p.masks) if order != "strict" else None
+    if order == "any":
+        solved = funnel_general.solve(p, order) if same is None else funnel_any.solve(p, same)
+        return finish(p, [solved])
+    if same is not None:
+        return finish(p, [funnel_chains.solve(p, same)])
+    # entities with two step rows at one instant need a matching: the general engine
+    tied = funnel_chains.tied_entities(p)
+    parts = [funnel_chains.solve(p, None if order == "ordered" else "strict", skip=tied)]
+    if tied.any():
+        parts.append(funnel_general.solve(p, order, only=tied))
+    return finish(p, parts)
 
 
-def _same_rows(masks: list[np.ndarray]) -> list[int] | None:
-    """Per step, the latest earlier step matching the same rows (-1: none), or None when two
-    steps share only some rows (greedy is then not optimal)."""
-    same = []
-    for i, mask in enumerate(masks):
-        prev = -1
-        for j in range(i):
-            if np.array_equal(mask, masks[j]):
-                prev = j
-            elif (mask & masks[j]).any():
-                return None
-        same.append(prev)
-    return same
+@dataclass
+class Partial:
+    """Per-entity results of one engine, keyed by entity code."""
+
+    ent: np.ndarray
+    level: np.ndarray
+    times: np.ndarray
+    first_row: np.ndarray
+    first_seen: np.ndarray  # the entity's first step-1 row in the frame: the ledger's order
+    reason: np.ndarray
 
 
-def _chains(p: Prepared, starts: np.ndarray, horizon: np.ndarray, same: list[int]) -> np.ndarray:
-    """Greedy chains from every start: positions [steps, starts], -1 where the chain stopped."""
-    gstart = np.flatnonzero(np.r_[True, p.gid[1:] != p.gid[:-1]])[p.gid]
-    pos = np.full((p.n, len(starts)), -1, dtype=np.int64)
-    pos[0] = starts
-    live = np.arange(len(starts))
-    for i in range(1, p.n):
-        cand = np.flatnonzero(p.masks[i])
-        if not len(cand) or not len(live):
-            break
-        # ties are optimistic: any row of the previous row's (entity, time) group is eligible
-        thr = gstart[pos[i - 1, live]]
-        if same[i] >= 0:  # rows a same-rows step already took lie at or before pos[same]
-            thr = np.maximum(thr, pos[same[i], live] + 1)
-        k = np.searchsorted(cand, thr)
-        nxt = cand[np.minimum(k, len(cand) - 1)]
-        ok = (k < len(cand)) & (p.ent[nxt] == p.ent[starts[live]]) & (p.t[nxt] <= horizon[live])
-        live = live[ok]
-        pos[i, live] = nxt[ok]
-    return pos
+def finish(p: Prepared, parts: list[Partial]) -> Outcome:
+    """Merge engine results into one outcome, in the order entities first matched step 1."""
+    order = np.argsort(np.concatenate([q.first_seen for q in parts]), kind="stable")
 
+    def merged(name: str) -> np.ndarray:
+        return np.concatenate([getattr(q, name) for q in parts])[order]
 
-def empty_outcome(p: Prepared) -> Outcome:
     return Outcome(
-        entities=p.entities[:0],
-        level=np.zeros(0, dtype=np.int64),
-        times=np.zeros((0, p.n), dtype=np.int64),
-        first_row=np.zeros(0, dtype=np.int64),
-        reason=np.zeros(0, dtype=np.int8),
+        entities=p.entities.take(merged("ent")),
+        level=merged("level").astype(np.int64),
+        times=merged("times").reshape(-1, p.n),
+        first_row=merged("first_row").astype(np.int64),
+        reason=merged("reason").astype(np.int8),
         unit=p.unit,
         tz=p.tz,
     )
-
-
-def _greedy_outcome(p: Prepared, same: list[int]) -> Outcome:
-    starts = np.flatnonzero(p.masks[0])
-    if not len(starts):
-        return empty_outcome(p)
-    t0, e0 = p.t[starts], p.ent[starts]
-    reach = np.minimum(t0 + p.window, np.iinfo(np.int64).max)
-    horizon = reach.copy()
-    has_excl = bool(p.excl.any())
-    if has_excl:  # an attempt may not run past the first excluded row after its start
-        ex = np.flatnonzero(p.excl)
-        after = np.searchsorted(ex, np.searchsorted(p.gid, p.gid[starts], side="right"))
-        hit = after < len(ex)
-        nxt = ex[np.minimum(after, len(ex) - 1)]
-        hit &= p.ent[nxt] == e0
-        horizon = np.where(hit, np.minimum(horizon, p.t[nxt]), horizon)
-    pos = _chains(p, starts, horizon, same)
-    level = (pos >= 0).sum(axis=0)
-    first = np.flatnonzero(np.r_[True, e0[1:] != e0[:-1]])
-    lvl = np.maximum.reduceat(level, first)
-    best = level == np.repeat(lvl, np.diff(np.r_[first, len(starts)]))
-    counted = np.minimum.reduceat(np.where(best, np.arange(len(starts)), len(starts)), first)
-    counted = counted.astype(np.int64)
-
-    times = np.full((len(first), p.n), NAT, dtype=np.int64)
-    for k in range(p.n):
-        at = pos[k, counted]
-        times[at >= 0, k] = p.t[at[at >= 0]]
-
-    reason = np.full(len(first), 4, dtype=np.int8)
-    if p.windowed:
-        last = _last_times(p)
-        nxt_t = last[np.minimum(level, p.n - 1), e0]
-        expired = best & (level < p.n) & (nxt_t > t0 + p.window)
-        reason[np.maximum.reduceat(expired, first)] = 3
-        still = best & (p.end - t0 < p.window)
-        reason[np.maximum.reduceat(still, first)] = 2
-    if has_excl:
-        free = (_chains(p, starts, reach, same) >= 0).sum(axis=0)
-        reason[np.maximum.reduceat(free, first) > lvl] = 1
-    reason[lvl == p.n] = 0
-    ent = e0[first]
-    return Outcome(
-        entities=p.entities.take(ent),
-        level=lvl.astype(np.int64),
-        times=times,
-        first_row=p.row[starts[counted]],
-        reason=reason,
-        unit=p.unit,
-        tz=p.tz,
-    ).ordered_by(np.minimum.reduceat(p.row[starts], first))
-
-
-def _last_times(p: Prepared) -> np.ndarray:
-    """[steps, entity codes]: the time of each entity's last row matching each step."""
-    last = np.full((p.n, max(len(p.entities), 1)), NAT, dtype=np.int64)
-    for i, mask in enumerate(p.masks):
-        cand = np.flatnonzero(mask)
-        if len(cand):
-            e = p.ent[cand]
-            tail = np.r_[e[1:] != e[:-1], True]
-            last[i, e[tail]] = p.t[cand[tail]]
-    return last

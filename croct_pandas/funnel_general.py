@@ -21,57 +21,59 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 
-from croct_pandas.funnel_engine import NAT, Outcome, Prepared, empty_outcome
+from croct_pandas.funnel_engine import NAT, Partial, Prepared
 
 __all__ = ["solve"]
 
 
-def solve(p: Prepared, order: str) -> Outcome:
-    """Level, counted attempt and reason of every entity that has a step-1 row."""
-    bits = np.zeros(len(p.t), dtype=np.int64)
-    for i, mask in enumerate(p.masks):
-        bits |= mask.astype(np.int64) << i
-    step_pos = np.flatnonzero(bits)
+def solve(p: Prepared, order: str, only: np.ndarray | None = None) -> Partial:
+    """Level, counted attempt and reason of every entity (in ``only``) with a step-1 row."""
+    step_pos = np.flatnonzero(p.bits)
     excl_pos = np.flatnonzero(p.excl)
     bounds = np.flatnonzero(np.r_[True, p.ent[1:] != p.ent[:-1], True]) if len(p.ent) else p.ent
-    s_cut = np.searchsorted(step_pos, bounds)
-    x_cut = np.searchsorted(excl_pos, bounds)
-    t, bits_l, gid = p.t.tolist(), bits.tolist(), p.gid.tolist()
-    step_l, excl_l = step_pos.tolist(), excl_pos.tolist()
+    s_cut = np.searchsorted(step_pos, bounds).tolist()
+    x_cut = np.searchsorted(excl_pos, bounds).tolist()
+    t, bits, gid = p.t.tolist(), p.bits.tolist(), p.gid.tolist()
+    step_l, excl_l, rows_of = step_pos.tolist(), excl_pos.tolist(), p.row.tolist()
+    has_start = np.zeros(len(p.entities), dtype=bool)
+    has_start[p.ent[p.masks[0]]] = True
+    if only is not None:
+        has_start &= only
+    ent_l = p.ent[bounds[:-1]].tolist() if len(bounds) else []
 
     ents, levels, chains, reasons, first_seen = [], [], [], [], []
-    for k in range(len(bounds) - 1):
-        rows = step_l[s_cut[k] : s_cut[k + 1]]
-        if not any(bits_l[r] & 1 for r in rows):
+    for k, ent in enumerate(ent_l):
+        if not has_start[ent]:
             continue
+        rows = step_l[s_cut[k] : s_cut[k + 1]]
         xs = [t[x] for x in excl_l[x_cut[k] : x_cut[k + 1]]]
-        entity = _Entity(rows, t, bits_l, gid, xs, p)
+        entity = _Entity(rows, t, bits, gid, xs, p)
         level, chain, reason = entity.solve_any() if order == "any" else entity.solve(order)
-        ents.append(int(p.ent[bounds[k]]))
+        ents.append(ent)
         levels.append(level)
         chains.append(chain)
         reasons.append(reason)
-        first_seen.append(min(int(p.row[r]) for r in rows if bits_l[r] & 1))
-    if not ents:
-        return empty_outcome(p)
+        first_seen.append(min(rows_of[r] for r in rows if bits[r] & 1))
     times = np.full((len(ents), p.n), NAT, dtype=np.int64)
     for i, chain in enumerate(chains):
         times[i, : len(chain)] = [t[r] for r in chain]
-    return Outcome(
-        entities=p.entities.take(ents),
+    return Partial(
+        ent=np.array(ents, dtype=np.int64),
         level=np.array(levels, dtype=np.int64),
         times=times,
-        first_row=p.row[[chain[0] for chain in chains]],
+        first_row=np.array([rows_of[chain[0]] for chain in chains], dtype=np.int64),
+        first_seen=np.array(first_seen, dtype=np.int64),
         reason=np.array(reasons, dtype=np.int8),
-        unit=p.unit,
-        tz=p.tz,
-    ).ordered_by(np.array(first_seen, dtype=np.int64))
+    )
 
 
 def _run(
     rows: Sequence[int], bits: list[int], steps: Sequence[int], banned: Collection[int]
 ) -> int:
     """How many of ``steps``, in order, distinct rows of ``rows`` (less ``banned``) can fill."""
+    if len(rows) == 1:  # most groups: one row fills at most the first step
+        r = rows[0]
+        return int(bool(steps) and r not in banned and bits[r] >> steps[0] & 1)
     free = [r for r in rows if r not in banned]
     owner: dict[int, int] = {}
 
@@ -116,6 +118,14 @@ class _Entity:
             self.groups[-1].append(r)
             self.group_of[r] = len(self.groups) - 1
         self.times = [t[g[0]] for g in self.groups]
+        self.memo: dict[tuple[int, int], int] = {}
+
+    def run(self, g: int, s: int) -> int:
+        """``_run`` over all of group ``g`` from step ``s``, remembered (starts share groups)."""
+        key = (g, s)
+        if key not in self.memo:
+            self.memo[key] = _run(self.groups[g], self.bits, range(s, self.n), ())
+        return self.memo[key]
 
     def horizon(self, t0: int, void: bool = True) -> int:
         """The latest time an attempt starting at ``t0`` may use (``void``: stop at exclusions)."""
@@ -135,7 +145,7 @@ class _Entity:
             s += r
             g += 1
             while s < self.n and g < len(self.groups) and self.times[g] <= h:
-                s += _run(self.groups[g], self.bits, range(s, self.n), ())
+                s += self.run(g, s)
                 g += 1
             return s
         # strict: the next row lies in this group or the next one, so states are carried
@@ -147,8 +157,7 @@ class _Entity:
             new: set[int] = set()
             for st in states:
                 if st < self.n:
-                    more = _run(self.groups[g], self.bits, range(st, self.n), ())
-                    new.update(range(st + 1, st + more + 1))
+                    new.update(range(st + 1, st + self.run(g, st) + 1))
             if not new:
                 break
             states, best = new, max(best, max(new))
@@ -157,9 +166,12 @@ class _Entity:
     def solve(self, order: str) -> tuple[int, list[int], int]:
         strict = order == "strict"
         starts = [r for r in self.rows if self.bits[r] & 1]
-        levels = [
-            self.reach(self.group_of[e], 1, (e,), self.horizon(self.t[e]), strict) for e in starts
-        ]
+        levels = []
+        for e in starts:
+            levels.append(self.reach(self.group_of[e], 1, (e,), self.horizon(self.t[e]), strict))
+            if levels[-1] == self.n:  # the first converting start is the counted one
+                starts = starts[: len(levels)]
+                break
         level = max(levels)
         e1 = starts[levels.index(level)]
         chain = self.complete(e1, level, strict)

@@ -125,6 +125,25 @@ def test_any_order_ignores_sequence_but_keeps_the_window() -> None:
     assert check_oracle(df, [PV, OP]).ledger.loc["u1", "level"] == 1
 
 
+def test_any_order_reasons_look_both_ways() -> None:
+    df = events(
+        [
+            # u1: the order comes 10 minutes after the view, outside a 5-minute window
+            ("u1", PV, "0s"), ("u1", OP, "10min"),
+            # u2: the order came 10 minutes before the view: in any order, also expired
+            ("u2", OP, "0s"), ("u2", PV, "10min"),
+            # u3: view, abandoned cart, order: the only attempt is void
+            ("u3", PV, "0s"), ("u3", "cartAbandoned", "1min"), ("u3", OP, "2min"),
+        ]
+    )  # fmt: skip
+    df.attrs["croct"] = {"end": "2026-02-01T00:00:00.000Z"}  # every window has closed
+    result = check_oracle(df, [PV, OP], order="any", within="5min", exclude=["cartAbandoned"])
+    assert result.ledger["level"].tolist() == [1, 1, 1]
+    assert result.ledger["reason"].astype(str).to_dict() == {
+        "u1": "window_expired", "u2": "window_expired", "u3": "excluded"
+    }  # fmt: skip
+
+
 def test_exclusions_void_one_attempt_while_a_later_clean_one_counts() -> None:
     df = events(
         [

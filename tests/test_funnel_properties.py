@@ -30,12 +30,15 @@ GROUPS = ["x", "y", "z", None]
 
 
 @st.composite
-def frames(draw: st.DrawFn, kinds: tuple[str, ...] = (*TYPES, *TYPES, *NOISE)) -> pd.DataFrame:
+def frames(
+    draw: st.DrawFn, kinds: tuple[str, ...] = (*TYPES, *TYPES, *NOISE), span: int = 7
+) -> pd.DataFrame:
+    """Up to 24 rows over ``span + 1`` minutes (8: ties everywhere; 300: hardly any)."""
     size = draw(st.integers(0, 24))
     row = st.tuples(
         st.sampled_from(ENTITIES),
         st.sampled_from(kinds),
-        st.integers(0, 7),
+        st.integers(0, span),
         st.booleans(),
         st.sampled_from(GROUPS),
     )
@@ -53,8 +56,12 @@ def frames(draw: st.DrawFn, kinds: tuple[str, ...] = (*TYPES, *TYPES, *NOISE)) -
         }
     )
     if draw(st.booleans()):
-        df.attrs["croct"] = {"end": f"1970-01-01T00:{draw(st.integers(8, 20)):02d}:00.000Z"}
+        end = pd.Timestamp(0, tz="UTC") + pd.Timedelta(minutes=draw(st.integers(1, 13)) + span)
+        df.attrs["croct"] = {"end": end.strftime("%Y-%m-%dT%H:%M:%S.000Z")}
     return df
+
+
+WINDOWS = st.one_of(st.none(), st.integers(0, 6), st.sampled_from([15, 40, 120]))
 
 
 @st.composite
@@ -72,7 +79,7 @@ def step_specs(draw: st.DrawFn) -> Any:
 
 @st.composite
 def calls(draw: st.DrawFn) -> dict[str, Any]:
-    minutes = draw(st.one_of(st.none(), st.integers(0, 6)))
+    minutes = draw(WINDOWS)
     call: dict[str, Any] = {
         "steps": draw(st.lists(step_specs(), min_size=2, max_size=4)),
         "within": None if minutes is None else pd.Timedelta(minutes=minutes),
@@ -95,7 +102,7 @@ def _check(df: pd.DataFrame, call: dict[str, Any], path: str) -> None:
     pd.testing.assert_frame_equal(result.table, table)
 
 
-SETTINGS = settings(max_examples=140, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.mark.parametrize("path", ["auto", "general"])
@@ -108,7 +115,7 @@ def test_engine_matches_the_oracle(path: str, df: pd.DataFrame, call: dict[str, 
 @st.composite
 def single_type_calls(draw: st.DrawFn) -> dict[str, Any]:
     """Ordered funnels of plain names (repeats allowed): the greedy path's own ground."""
-    minutes = draw(st.one_of(st.none(), st.integers(0, 6)))
+    minutes = draw(WINDOWS)
     call: dict[str, Any] = {
         "steps": draw(st.lists(st.sampled_from(TYPES), min_size=2, max_size=4)),
         "within": None if minutes is None else pd.Timedelta(minutes=minutes),
@@ -133,3 +140,22 @@ def test_greedy_chains_match_the_oracle(df: pd.DataFrame, call: dict[str, Any]) 
 def test_exclusions_match_the_oracle(df: pd.DataFrame, call: dict[str, Any], path: str) -> None:
     """Frames thick with excluded rows: voided attempts, later clean ones, ``excluded``."""
     _check(df, {**call, "exclude": ["cartAbandoned"]}, path)
+
+
+@SETTINGS
+@given(
+    df=frames(span=300),
+    call=calls(),
+    order=st.sampled_from(["ordered", "strict", "any"]),
+)
+def test_untied_chains_match_the_oracle(df: pd.DataFrame, call: dict[str, Any], order: str) -> None:
+    """Timestamps rarely shared: subsequence and forced strict chains, steps sharing rows."""
+    _check(df, {**call, "order": order}, "auto")
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(df=frames(kinds=(*TYPES, *TYPES, "cartAbandoned"), span=40), call=single_type_calls())
+def test_any_order_matches_the_oracle(df: pd.DataFrame, call: dict[str, Any]) -> None:
+    """``any`` funnels of names (the vectorised windows): rows of the next step on both sides
+    of an attempt, void attempts, repeated steps."""
+    _check(df, {**call, "order": "any", "exclude": ["cartAbandoned"]}, "auto")
