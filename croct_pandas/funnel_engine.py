@@ -79,7 +79,14 @@ class Prepared:
 
 
 def type_codes(col: pd.Series) -> tuple[np.ndarray, list[Any]]:
-    """Integer codes of the ``type`` column (-1 for null) and the names they stand for."""
+    """Integer codes of the ``type`` column (-1 for null) and the names they stand for.
+
+    Examples
+    --------
+    >>> codes, names = type_codes(pd.Series(["pageOpened", None, "pageOpened"], dtype="category"))
+    >>> codes.tolist(), names
+    ([0, -1, 0], ['pageOpened'])
+    """
     if isinstance(col.dtype, pd.CategoricalDtype):
         return np.asarray(col.cat.codes, dtype=np.int64), list(col.cat.categories)
     codes, uniques = pd.factorize(col)
@@ -87,7 +94,17 @@ def type_codes(col: pd.Series) -> tuple[np.ndarray, list[Any]]:
 
 
 def time_values(col: pd.Series) -> tuple[np.ndarray, str, Any]:
-    """The timestamp column as int64 ticks (NAT for null), its unit and its time zone."""
+    """The timestamp column as int64 ticks (NAT for null), its unit and its time zone.
+
+    Any backend: ``datetime64[unit]`` (naive or zoned) or an Arrow ``timestamp``.
+
+    Examples
+    --------
+    >>> stamps = pd.Series(pd.to_datetime([0, 1500], unit="ms", utc=True)).astype("M8[ms, UTC]")
+    >>> ticks, unit, tz = time_values(stamps)
+    >>> ticks.tolist(), unit, str(tz)
+    ([0, 1500], 'ms', 'UTC')
+    """
     dtype = col.dtype
     if isinstance(dtype, pd.ArrowDtype):
         pa_type = dtype.pyarrow_dtype

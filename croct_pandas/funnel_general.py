@@ -1,8 +1,10 @@
-"""The general funnel engine: one entity at a time, for what greedy chains cannot settle.
+"""The general funnel engine: one entity at a time, for what the vectorised engines cannot settle.
 
-Steps that share some rows (``X -> [A, B] -> A``), ``strict`` and ``any`` funnels. Within one
-(entity, timestamp) group, which consecutive steps distinct rows can fill is a small bipartite
-matching (augmenting paths); across groups:
+That is entities with two step rows at one instant that different steps could take (ordered and
+strict funnels whose steps share some rows, ``X -> [A, B] -> A``, or any strict funnel), and
+``any`` funnels whose steps share some rows. It is exact for every funnel, and the tests run it
+on all of them. Within one (entity, timestamp) group, which consecutive steps distinct rows can
+fill is a small bipartite matching (augmenting paths); across groups:
 
 - ordered: filling as many steps as possible in each group is optimal, so a start's level is a
   walk over its groups up to its horizon (the window, cut at the first excluded row after it);

@@ -104,7 +104,17 @@ class FunnelResult:
     # -- views ------------------------------------------------------------------------
 
     def plot(self, ax: Axes | None = None) -> Axes:
-        """A bar chart of entities per step; see :func:`croct_pandas.plotting.plot_funnel`."""
+        """A bar chart of entities per step; see :func:`croct_pandas.plotting.plot_funnel`.
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import croct_pandas, pandas as pd
+        >>> df = pd.DataFrame({"type": ["pageOpened", "orderPlaced"], "userId": ["a", "a"],
+        ...                    "timestamp": pd.to_datetime([0, 1000], unit="ms", utc=True)})
+        >>> ax = df.croct.funnel(["pageOpened", "orderPlaced"]).plot()
+        """
         from croct_pandas.plotting import plot_funnel
 
         return plot_funnel(self, ax=ax)
