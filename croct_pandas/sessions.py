@@ -102,7 +102,7 @@ def with_sessions(df: pd.DataFrame, columns: Iterable[str] = ("device", "country
     out = df.copy()
     for name in wanted:
         values = table[name].array
-        out[f"session.{name}"] = pd.api.extensions.take(values, codes, allow_fill=True)
+        out[f"session.{name}"] = values.take(np.asarray(codes), allow_fill=True)
     return out
 
 

@@ -15,6 +15,7 @@ import contextlib
 import gc
 import hashlib
 import hmac
+import logging
 import secrets
 import socket
 import struct
@@ -37,6 +38,8 @@ from croct_pandas.emulator.generator import generate_events
 from croct_pandas.errors import InvalidArgumentError
 from croct_pandas.gc_pause import paused_gc
 from croct_pandas.schema import EVENT_TYPES
+
+logger = logging.getLogger("croct_pandas.emulator")
 
 __all__ = ["Emulator", "RequestRecord"]
 
@@ -180,7 +183,7 @@ class Emulator:
         """Start serving in a background thread; returns the emulator."""
         if self._server is not None:
             raise RuntimeError("the emulator is already running")
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
+        server = _Server(("127.0.0.1", self._port), _Handler)
         server.daemon_threads = True
         server.emulator = self  # type: ignore[attr-defined]
         self._server = server
@@ -473,6 +476,16 @@ def _integer(single: dict[str, str], name: str, low: int, high: int) -> int | No
     if not low <= value <= high:
         raise _invalid(f"{name}: must be from {low} to {high}; got {value}")
     return value
+
+
+class _Server(ThreadingHTTPServer):
+    """Loopback server whose per-request failures (a client that hung up mid-answer, which
+    fault tests do on purpose) go to the log, not to stderr."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.debug("request from %s failed", client_address, exc_info=True)
 
 
 class _Handler(BaseHTTPRequestHandler):
