@@ -43,7 +43,7 @@ def explode_items(frame: pd.DataFrame) -> pd.DataFrame:
     >>> from croct_pandas.normalize import normalize_items
     >>> df = build_frame(normalize_items(generate_events(users=50, days=1)).tables.items())
     >>> items = df.croct.items()
-    >>> str(items["item.quantity"].dtype), (items["item.quantity"] >= 1).all()
+    >>> str(items["item.quantity"].dtype), bool((items["item.quantity"] >= 1).all())
     ('Int64', True)
     """
     types = frame["type"].astype("string")
