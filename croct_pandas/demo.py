@@ -115,7 +115,7 @@ def _funnel_text(table: pd.DataFrame) -> str:
     for name in ("conversion", "step_conversion"):
         shown[name] = shown[name].map(lambda v: f"{v:.1%}")
     if "median_time" in table:
-        shown["median_time"] = table["median_time"].astype(str).replace("NaT", "")
+        shown["median_time"] = table["median_time"].map(lambda v: "" if pd.isna(v) else str(v))
     return shown.to_string(index=False)
 
 

@@ -12,7 +12,8 @@ __all__ = ["Progress"]
 
 
 class Progress:
-    """A ``tqdm.auto`` bar over ``[start, end)`` in seconds of event time (no-op when disabled).
+    """A ``tqdm.auto`` bar over ``[start, end)`` in milliseconds of event time (no-op when
+    disabled); counted in whole milliseconds so the parts always add up to the total.
 
     Thread-safe: every worker reports its own slice.
 
@@ -33,11 +34,11 @@ class Progress:
         if enabled:
             from tqdm.auto import tqdm
 
-            total = None if start is None else (end - start) / 1000
+            total = None if start is None else end - start
             self._bar = tqdm(
                 total=total,
                 desc="Croct export",
-                unit="s",
+                unit="ms",
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}"
                 if total
                 else "{desc}: {elapsed} {postfix}",
@@ -49,9 +50,9 @@ class Progress:
         """Count the parts of the window that need no request (the cache holds them) as done."""
         if self._bar is None or self._start is None or not self._bar.total:
             return
-        todo = sum((t.end - t.start) for t in tasks if t.start is not None) / 1000
+        todo = sum((t.end - t.start) for t in tasks if t.start is not None)
         with self._lock:
-            self._bar.update(max(0.0, self._bar.total - todo))
+            self._bar.update(max(0, self._bar.total - todo))
 
     def advance(self, task: Slice, position: int | None, last: int | None, events: int) -> None:
         with self._lock:
@@ -59,13 +60,13 @@ class Progress:
             self._waiting = ""
             if self._bar is not None:
                 if position is not None and last is not None and last > position:
-                    self._bar.update(min(last, task.end) / 1000 - position / 1000)
+                    self._bar.update(min(last, task.end) - position)
                 self._refresh()
 
     def finish(self, task: Slice, position: int | None) -> None:
         with self._lock:
             if self._bar is not None and position is not None and task.end > position:
-                self._bar.update((task.end - position) / 1000)
+                self._bar.update(task.end - position)
                 self._refresh()
 
     def on_wait(self, seconds: float, reason: str) -> None:

@@ -1,0 +1,43 @@
+"""The export's progress bar adds up to the window, whatever order pages arrive in."""
+
+from __future__ import annotations
+
+import warnings
+
+from croct_pandas.progress import Progress
+from croct_pandas.slices import plan_slices
+
+
+def test_the_bar_ends_exactly_at_the_window(capsys):
+    start, end = 1767225600000, 1767225600000 + 7 * 86_400_000 + 123
+    slices = plan_slices(start, end, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # tqdm warns when a bar overshoots its total
+        bar = Progress(start, end, enabled=True)
+        bar.skip_covered(slices)
+        for task in slices:
+            position = task.start
+            for fraction in (0.3, 0.3, 0.7):  # a repeated page does not move the bar back
+                last = task.start + int((task.end - task.start) * fraction)
+                bar.advance(task, position, last, 10)
+                position = max(position, last)
+            bar.on_wait(1.5, "rate limited")
+            bar.finish(task, position)
+        assert bar._bar.n == bar._bar.total == end - start
+        bar.close()
+    assert bar.events == 30 * len(slices)
+    assert "events" in capsys.readouterr().err
+
+
+def test_a_window_the_cache_covers_counts_as_done():
+    bar = Progress(0, 1_000_000, enabled=True)
+    bar.skip_covered(plan_slices(0, 400_000, 1))
+    assert bar._bar.n == 600_000
+    bar.close()
+
+
+def test_disabled_is_silent(capsys):
+    bar = Progress(None, 10, enabled=False)
+    bar.advance(plan_slices(None, 10, 1)[0], None, 5, 3)
+    bar.close()
+    assert capsys.readouterr().err == ""
