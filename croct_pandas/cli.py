@@ -26,8 +26,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Examples
     --------
-    >>> main(["--version"])  # doctest: +SKIP
-    croct-pandas 0.1.0
+    >>> import tempfile
+    >>> main(["cache", "info", "--cache", tempfile.mkdtemp()])
+    the cache is empty
+    0
     """
     parser = _parser()
     args = parser.parse_args(argv)

@@ -27,9 +27,13 @@ def run_demo(
 
     Examples
     --------
-    >>> run_demo(users=30, days=2, cache="/tmp/croct-demo-cache", output="/tmp/funnel.png",
-    ...          progress=False)  # doctest: +SKIP
-    0
+    >>> import contextlib, io, os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> with contextlib.redirect_stdout(io.StringIO()) as shown:
+    ...     code = run_demo(users=30, days=2, cache=os.path.join(folder, "cache"),
+    ...                     output=os.path.join(folder, "funnel.png"), progress=False)
+    >>> code, "with 0 requests" in shown.getvalue(), "funnel.png" in os.listdir(folder)
+    (0, True, True)
     """
     import croct_pandas as cp
     from croct_pandas.emulator import Emulator, Faults
