@@ -11,7 +11,7 @@ modify their input.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from croct_pandas.errors import InvalidArgumentError
@@ -121,27 +121,48 @@ def to_0_8(event: dict[str, Any], rng: random.Random) -> dict[str, Any]:
 
 def _payload_0_8(payload: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     kind = payload.get("@type")
-    out: dict[str, Any] = {"type": kind}
+    out = _convert_payload(
+        payload, kind, "type", ("@type",), _number, ("audienceIds", "audiences"),
+        ("timezone", "timeZone"),
+    )  # fmt: skip
+    if kind in ("userSignedUp", "leadGenerated") and rng.random() < 0.6:
+        out["patch"] = _patch(rng, kind)
+    return out
+
+
+def _convert_payload(
+    payload: dict[str, Any],
+    kind: Any,
+    type_key: str,
+    skip: tuple[str, ...],
+    number: Callable[[Any], Any],
+    audiences: tuple[str, str],
+    time_zone: tuple[str, str],
+) -> dict[str, Any]:
+    """A payload with its discriminator, renamed keys and numeric fields in the other dialect:
+    ``audiences`` and ``time_zone`` are (from, to) key names, ``number`` converts the values
+    that one dialect sends as numbers and the other as numeric strings."""
+    out: dict[str, Any] = {type_key: kind}
     for key, value in payload.items():
-        if key != "@type":
+        if key not in skip:
             out[key] = value
     if kind in ("goalCompleted", "leadGenerated") and "value" in out:
-        out["value"] = _number(out["value"])
-    if kind == "audienceMatched" and "audienceIds" in out:
-        out["audiences"] = out.pop("audienceIds")
+        out["value"] = number(out["value"])
+    if kind == "audienceMatched" and audiences[0] in out:
+        out[audiences[1]] = out.pop(audiences[0])
     elif kind == "locationDetected" and isinstance(out.get("location"), dict):
-        location = {("timeZone" if k == "timezone" else k): v for k, v in out["location"].items()}
+        location = {
+            (time_zone[1] if k == time_zone[0] else k): v for k, v in out["location"].items()
+        }
         if "population" in location:
-            location["population"] = _number(location["population"])
+            location["population"] = number(location["population"])
         out["location"] = location
     elif kind == "slotPersonalized" and isinstance(out.get("personalization"), dict):
         personalization = dict(out["personalization"])
         version = personalization.get("slotVersion")
         if isinstance(version, dict):
-            personalization["slotVersion"] = {k: _number(v) for k, v in version.items()}
+            personalization["slotVersion"] = {k: number(v) for k, v in version.items()}
         out["personalization"] = personalization
-    if kind in ("userSignedUp", "leadGenerated") and rng.random() < 0.6:
-        out["patch"] = _patch(rng, kind)
     return out
 
 
@@ -167,27 +188,10 @@ def to_0_7(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _payload_0_7(payload: dict[str, Any]) -> dict[str, Any]:
-    kind = payload.get("type", payload.get("@type"))
-    out: dict[str, Any] = {"@type": kind}
-    for key, value in payload.items():
-        if key not in ("type", "@type", "patch"):
-            out[key] = value
-    if kind in ("goalCompleted", "leadGenerated") and "value" in out:
-        out["value"] = _text(out["value"])
-    if kind == "audienceMatched" and "audiences" in out:
-        out["audienceIds"] = out.pop("audiences")
-    elif kind == "locationDetected" and isinstance(out.get("location"), dict):
-        location = {("timezone" if k == "timeZone" else k): v for k, v in out["location"].items()}
-        if "population" in location:
-            location["population"] = _text(location["population"])
-        out["location"] = location
-    elif kind == "slotPersonalized" and isinstance(out.get("personalization"), dict):
-        personalization = dict(out["personalization"])
-        version = personalization.get("slotVersion")
-        if isinstance(version, dict):
-            personalization["slotVersion"] = {k: _text(v) for k, v in version.items()}
-        out["personalization"] = personalization
-    return out
+    return _convert_payload(
+        payload, payload.get("type", payload.get("@type")), "@type", ("type", "@type", "patch"),
+        _text, ("audiences", "audienceIds"), ("timeZone", "timezone"),
+    )  # fmt: skip
 
 
 def convert(
