@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 import pytest
+from fake_clock import FakeClock
 
 from croct_pandas.client import Client, Page, Request, RequestsTransport, Response
 from croct_pandas.errors import (
@@ -460,21 +461,6 @@ def test_exhaustion_by_rate_limiting_keeps_the_retry_after():
 
 
 # -- the shared rate budget --------------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
 
 
 def test_a_429_holds_the_shared_budget_and_slows_it():

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
+from fake_clock import FakeClock
 
 from croct_pandas.retry import (
     RateBudget,
@@ -17,25 +18,6 @@ from croct_pandas.retry import (
     retry_delay,
     should_retry,
 )
-
-
-class FakeClock:
-    """A clock that only moves when someone sleeps; records every sleep."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
-
 
 # -- decision ------------------------------------------------------------------------------------
 
