@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from croct_pandas.cache_manifest import BEGIN, Manifest, union
+from croct_pandas.cache_paths import cache_dir
 from croct_pandas.cache_store import (
     CacheLock,
     Namespace,
@@ -156,16 +157,9 @@ def clear_cache(cache: Any = True, *, application: str | None = None) -> None:
 
 def check_cache(cache: Any) -> str:
     """The folder ``cache`` names (``True``: the default one); False and others raise."""
-    if cache is True:
-        from croct_pandas.cache_paths import default_cache_dir
-
-        return default_cache_dir()
-    if isinstance(cache, (str, os.PathLike)) and not isinstance(cache, bool) and os.fspath(cache):
-        return os.fspath(cache)
-    raise InvalidArgumentError(
-        f"cache={cache!r}: cache accepts True (the user cache dir or CROCT_PANDAS_CACHE) or a "
-        "folder path"
-    )
+    folder = cache_dir(cache)
+    assert folder is not None
+    return folder
 
 
 def _namespaces(root: str) -> list[tuple[Namespace, Manifest]]:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import pandas as pd
 import pyarrow as pa
 
+from croct_pandas.cache_paths import cache_dir
 from croct_pandas.client import Client, Page
 from croct_pandas.errors import InvalidArgumentError
 from croct_pandas.frame import build_frame, check_dtype_backend
@@ -196,7 +197,7 @@ def read_croct_events(
     if not isinstance(refresh, bool):
         raise InvalidArgumentError(f"refresh={refresh!r}: refresh accepts True or False")
     settle_ms = _check_settle(settle)
-    cache_root = _check_cache(cache)
+    cache_root = cache_dir(cache, may_be_off=True)
 
     with paused_gc():
         return _export(
@@ -334,21 +335,6 @@ def _check_settle(settle: Any) -> int:
             "pd.Timedelta(hours=2)"
         )
     return int(delta / pd.Timedelta(milliseconds=1))
-
-
-def _check_cache(cache: Any) -> str | None:
-    if cache is False:
-        return None
-    if cache is True:
-        from croct_pandas.cache_paths import default_cache_dir
-
-        return default_cache_dir()
-    if isinstance(cache, (str, os.PathLike)) and str(cache):
-        return os.fspath(cache)
-    raise InvalidArgumentError(
-        f"cache={cache!r}: cache accepts True (the user cache dir or CROCT_PANDAS_CACHE), "
-        "False (no cache) or a folder path"
-    )
 
 
 def _spec_version(seen: set[str]) -> str | None:
