@@ -98,14 +98,12 @@ def load_manifest(ns: Namespace, *, metadata: dict[str, Any], base_url: str) -> 
 class CacheSink:
     """Pages of one ``read_croct_events`` call into the namespace ``ns`` and back out.
 
-    Takes raw pages (``takes_raw_pages``): they are staged as received and normalised in
-    batches per chain, kept in memory for the move at the end of the call.
+    Pages are staged as received and normalised in batches per chain, kept in memory for the
+    move at the end of the call.
 
     ``metadata`` holds the application's names and slugs (known without a request).
     :func:`croct_pandas.cache.open_sink` builds one; its docstring has an example.
     """
-
-    takes_raw_pages = True
 
     def __init__(
         self,
@@ -191,7 +189,7 @@ class CacheSink:
 
     # -- pages ---------------------------------------------------------------------------
 
-    def on_page(self, task: Slice, page: Page, normalized: NormalizedPage | None) -> None:
+    def on_page(self, task: Slice, page: Page) -> None:
         chain = (task.start, task.end)
         with self._lock:
             seq = self._next_seq.get(chain, 0)
@@ -216,7 +214,7 @@ class CacheSink:
         folder = self._chain_dir(task.start, task.end)
         write_page(os.path.join(folder, page_name(seq)), page.items, meta, folder)
         # only after the page is stored: memory never runs ahead of the disk
-        batch = normalized if normalized is not None else batcher.add(page.items)
+        batch = batcher.add(page.items)
         if batch is not None:
             batches.append(batch)
 

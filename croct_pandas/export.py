@@ -25,7 +25,7 @@ from croct_pandas.client import Client, Page
 from croct_pandas.errors import InvalidArgumentError
 from croct_pandas.frame import build_frame, check_dtype_backend
 from croct_pandas.gc_pause import paused_gc
-from croct_pandas.normalize import Batcher, NormalizedPage, normalize_items
+from croct_pandas.normalize import Batcher, NormalizedPage
 from croct_pandas.params import (
     check_events,
     check_page_size,
@@ -49,7 +49,8 @@ class Sink(Protocol):
 
     def plan(self) -> list[Slice]: ...
 
-    def on_page(self, task: Slice, page: Page, normalized: NormalizedPage | None) -> None: ...
+    def on_page(self, task: Slice, page: Page) -> None:
+        """Take a page as received (wire dicts); the sink normalises it in its own batches."""
 
     def on_slice_done(self, task: Slice) -> None: ...
 
@@ -59,29 +60,24 @@ class Sink(Protocol):
 
 
 class ExportResult:
-    """What one export saw: response metadata and the spec versions of its events."""
+    """What one export saw: the response metadata and how many pages and events came."""
 
     def __init__(self) -> None:
         self.metadata: dict[str, Any] = {}
-        self.spec_versions: set[str] = set()
         self.pages = 0
         self.events = 0
         self._lock = threading.Lock()
 
-    def record(self, page: Page, normalized: NormalizedPage | None) -> None:
+    def record(self, page: Page) -> None:
         with self._lock:
             if page.metadata and not self.metadata:
                 self.metadata = dict(page.metadata)
-            if normalized is not None:
-                self.spec_versions |= normalized.spec_versions
             self.pages += 1
             self.events += len(page.items)
 
 
 class MemorySink:
     """Keeps every page's tables in memory (``cache=False``), normalised in batches per slice."""
-
-    takes_raw_pages = True
 
     def __init__(self, window: tuple[int | None, int], workers: int) -> None:
         self.window = window
@@ -94,7 +90,7 @@ class MemorySink:
     def plan(self) -> list[Slice]:
         return plan_slices(self.window[0], self.window[1], self.workers)
 
-    def on_page(self, task: Slice, page: Page, normalized: NormalizedPage | None) -> None:
+    def on_page(self, task: Slice, page: Page) -> None:
         self._keep(self._batchers.setdefault(task, Batcher()).add(page.items))
 
     def on_slice_done(self, task: Slice) -> None:
@@ -113,7 +109,7 @@ class MemorySink:
         return self._tables
 
     def attrs(self) -> dict[str, Any]:
-        return {}
+        return {"spec_version": _spec_version(self.spec_versions)}
 
 
 def read_croct_events(
@@ -254,7 +250,7 @@ def _export(
         "start": _iso(start_ms),
         "end": _iso(end_ms),
         "events": sorted(wanted) if wanted is not None else None,
-        "spec_version": _spec_version(result.spec_versions | getattr(sink, "spec_versions", set())),
+        "spec_version": None,  # the sink says which versions it read
         "fetched_at": _iso(call_time),
         "provisional": end_ms > call_time - settle_ms,
     }
@@ -282,7 +278,6 @@ def _run(
     if not tasks:
         return
     stop = threading.Event()
-    raw_pages = getattr(sink, "takes_raw_pages", False)
 
     def follow(task: Slice) -> None:
         position = task.start
@@ -291,9 +286,8 @@ def _run(
         ):
             if stop.is_set():
                 return
-            normalized = None if raw_pages else normalize_items(page.items)
-            sink.on_page(task, page, normalized)
-            result.record(page, normalized)
+            sink.on_page(task, page)
+            result.record(page)
             last = _last_timestamp(page)
             bar.advance(task, position, last, len(page.items))
             position = last if last is not None else position
@@ -340,7 +334,7 @@ def _check_settle(settle: Any) -> int:
 def _spec_version(seen: set[str]) -> str | None:
     if not seen:
         return None
-    return seen.pop() if len(seen) == 1 else "mixed"
+    return next(iter(seen)) if len(seen) == 1 else "mixed"
 
 
 def _now_ms() -> int:

@@ -118,12 +118,12 @@ def test_keyboard_interrupt_at_page_k_resumes_without_refetching_stored_pages(
         sink = real_open(*args, **kwargs)
         inner = sink.on_page
 
-        def on_page(task, page, normalized):
+        def on_page(task, page):
             with lock:
                 n = next(counter)
             if n == 9:
                 raise KeyboardInterrupt
-            inner(task, page, normalized)
+            inner(task, page)
             with lock:
                 stored.add((task.start, task.end, page.cursor))
                 stored_rows[0] += len(page.items)
