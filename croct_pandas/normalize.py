@@ -474,11 +474,8 @@ def _maps(objects: list[Any], path: tuple[str, ...]) -> pa.Array:
     """Free-form objects as sorted-key JSON text (None stays null)."""
     texts: list[str | None] = []
     append = texts.append
-    for obj in objects:
-        for key in path:
-            if obj is None:
-                break
-            obj = obj.get(key)
+    for item in objects:
+        obj = _get(item, path)
         if obj is None:
             append(None)
         elif obj.__class__ is dict:
