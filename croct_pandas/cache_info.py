@@ -22,6 +22,7 @@ from croct_pandas.cache_store import (
     write_json,
 )
 from croct_pandas.errors import InvalidArgumentError
+from croct_pandas.params import iso_ms
 
 __all__ = ["cache_info", "clear_cache"]
 
@@ -193,8 +194,4 @@ def _names(ns: Namespace, manifest: Manifest) -> set[str]:
 
 def _interval(interval: tuple[int, int]) -> str:
     start, end = interval
-    return f"{'' if start == BEGIN else _iso(start)}/{_iso(end)}"
-
-
-def _iso(ms: int) -> str:
-    return pd.Timestamp(ms, unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return f"{'' if start == BEGIN else iso_ms(start)}/{iso_ms(end)}"

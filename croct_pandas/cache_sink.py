@@ -52,6 +52,7 @@ from croct_pandas.cache_store import (
 from croct_pandas.client import Page
 from croct_pandas.errors import CacheError, CacheWarning
 from croct_pandas.normalize import Batcher, NormalizedPage
+from croct_pandas.params import iso_ms
 from croct_pandas.slices import Slice, split_intervals
 
 __all__ = ["CacheSink", "load_manifest"]
@@ -332,7 +333,7 @@ class CacheSink:
         oldest = manifest.oldest_fetch(self.events, self._span)
         unsettled = subtract([self._span], manifest.covered(self.events, self.settle_ms))
         out: dict[str, Any] = {
-            "fetched_at": _iso(self.now_ms if oldest is None else oldest),
+            "fetched_at": iso_ms(self.now_ms if oldest is None else oldest),
             "provisional": bool(unsettled),
         }
         metadata = manifest.metadata or self.metadata
@@ -346,8 +347,3 @@ class CacheSink:
 def _overlaps(day: str, span: tuple[int, int]) -> bool:
     start = day_start(day)
     return start < span[1] and start + DAY_MS > span[0]
-
-
-def _iso(ms: int) -> str:
-    seconds, millis = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"

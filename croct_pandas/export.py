@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 import pandas as pd
@@ -32,6 +31,7 @@ from croct_pandas.params import (
     check_timeout,
     check_window,
     check_workers,
+    iso_ms,
     to_epoch_ms,
 )
 from croct_pandas.progress import Progress
@@ -41,7 +41,6 @@ from croct_pandas.slices import Slice, plan_slices
 __all__ = ["ExportResult", "MemorySink", "Sink", "read_croct_events"]
 
 logger = logging.getLogger("croct_pandas.export")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class Sink(Protocol):
@@ -342,7 +341,4 @@ def _now_ms() -> int:
 
 
 def _iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    moment = _EPOCH + timedelta(milliseconds=ms)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return None if ms is None else iso_ms(ms)

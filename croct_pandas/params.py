@@ -31,6 +31,7 @@ __all__ = [
     "check_window",
     "check_workers",
     "is_loopback",
+    "iso_ms",
     "resolve_api_key",
     "resolve_base_url",
     "to_epoch_ms",
@@ -157,13 +158,21 @@ def check_window(start_ms: int | None, end_ms: int | None) -> None:
     """
     if start_ms is not None and end_ms is not None and start_ms >= end_ms:
         raise InvalidArgumentError(
-            f"start ({_iso(start_ms)}) must be before end ({_iso(end_ms)}): start is "
+            f"start ({iso_ms(start_ms)}) must be before end ({iso_ms(end_ms)}): start is "
             "inclusive, end exclusive"
         )
 
 
-def _iso(ms: int) -> str:
-    return pd.Timestamp(ms, unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+def iso_ms(ms: int) -> str:
+    """Epoch milliseconds as ISO 8601 UTC with milliseconds, as ``attrs`` and the cache write it.
+
+    Examples
+    --------
+    >>> iso_ms(1767225600123)
+    '2026-01-01T00:00:00.123Z'
+    """
+    moment = _EPOCH + timedelta(milliseconds=ms)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
 def check_events(events: str | Iterable[str] | None) -> tuple[str, ...] | None:
