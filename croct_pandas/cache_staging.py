@@ -80,10 +80,11 @@ def page_name(seq: int) -> str:
 
 
 def write_page(
-    path: str, items: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], tmp_dir: str
+    path: str, items: Sequence[Mapping[str, Any]] | bytes, meta: Mapping[str, Any], tmp_dir: str
 ) -> None:
-    """Commit one page (its wire events and ``meta``, with the chain's next cursor) as ONE file
-    by one rename, so a page is either stored with its cursor or not at all.
+    """Commit one page (its wire events, or their JSON array as bytes, and ``meta``, with the
+    chain's next cursor) as ONE file by one rename, so a page is either stored with its cursor or
+    not at all.
 
     ``meta`` carries ``version`` (:data:`SCHEMA_VERSION`), ``seq``, ``events``, ``types_key``,
     ``start``, ``end``, ``fetched_at``, ``next_cursor`` and ``rows``.
@@ -102,7 +103,8 @@ def write_page(
     >>> read_items(chain.pages[0])
     [{'id': 'e1'}]
     """
-    body = pa.table({"items": pa.array([orjson.dumps(list(items))], pa.binary())})
+    text = items if isinstance(items, bytes) else orjson.dumps(list(items))
+    body = pa.table({"items": pa.array([text], pa.binary())})
     body = body.replace_schema_metadata({_META_KEY: orjson.dumps(dict(meta))})
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, body.schema) as writer:

@@ -19,8 +19,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
@@ -34,6 +33,7 @@ from croct_pandas.errors import (
     TransportError,
     error_from_response,
 )
+from croct_pandas.page import Page
 from croct_pandas.params import (
     check_events,
     check_page_size,
@@ -58,28 +58,7 @@ __all__ = ["Client", "Page", "RateBudget", "Request", "RequestsTransport", "Resp
 logger = logging.getLogger("croct_pandas.client")
 
 EVENTS_PATH = "/export/events"
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of ``GET /export/events``.
-
-    ``next_cursor`` is ``None`` when the server sent none (or an empty one); ``cursor`` is the one
-    that was sent for this page (``None`` for the first page of a chain); ``nbytes`` is the size
-    of the body.
-
-    Examples
-    --------
-    >>> page = Page(items=[{"id": "e1"}], metadata={}, next_cursor=None)
-    >>> len(page.items), page.next_cursor
-    (1, None)
-    """
-
-    items: list[dict[str, Any]]
-    metadata: dict[str, Any]
-    next_cursor: str | None
-    cursor: str | None = None
-    nbytes: int = 0
+_T = TypeVar("_T")
 
 
 class _Secret:
@@ -109,20 +88,6 @@ def _load_object(body: bytes) -> dict[str, Any]:
         raise TransportError(f"invalid or truncated JSON body ({len(body)} bytes: {exc})") from None
     if not isinstance(data, dict):
         raise TransportError(f"JSON body is a {type(data).__name__}, not an object")
-    return data
-
-
-def _parse_events_body(body: bytes) -> dict[str, Any]:
-    data = _load_object(body)
-    items = data.get("items")
-    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-        raise TransportError("invalid body: 'items' is not a list of objects")
-    metadata = data.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise TransportError("invalid body: 'metadata' is not an object")
-    cursor = data.get("nextCursor")
-    if cursor is not None and not isinstance(cursor, str):
-        raise TransportError("invalid body: 'nextCursor' is not a string")
     return data
 
 
@@ -385,7 +350,7 @@ class Client:
         if not isinstance(event_id, str) or not event_id:
             raise InvalidArgumentError(f"event_id={event_id!r}: event_id accepts a non-empty str")
         path = f"{EVENTS_PATH}/{quote(event_id, safe='')}"
-        data, _ = self._request(path, [], _parse_event_body, cursor=None)
+        data = self._request(path, [], _parse_event_body, cursor=None)
         event: dict[str, Any] = data["event"]
         return event
 
@@ -411,7 +376,7 @@ class Client:
         first = True
         while True:
             page = self._fetch_page(params, cursor)
-            if not page.items:
+            if not page.count:
                 if first:
                     yield page
                 return
@@ -423,23 +388,18 @@ class Client:
     def _fetch_page(self, params: list[tuple[str, str]], cursor: str | None) -> Page:
         if cursor is not None:
             params = [*params, ("cursor", cursor)]
-        data, nbytes = self._request(EVENTS_PATH, params, _parse_events_body, cursor=cursor)
-        return Page(
-            items=data["items"],
-            metadata=data.get("metadata") or {},
-            next_cursor=data.get("nextCursor") or None,
-            cursor=cursor,
-            nbytes=nbytes,
+        return self._request(
+            EVENTS_PATH, params, lambda body: Page.from_body(body, cursor), cursor=cursor
         )
 
     def _request(
         self,
         path: str,
         params: list[tuple[str, str]],
-        parse: Callable[[bytes], dict[str, Any]],
+        parse: Callable[[bytes], _T],
         *,
         cursor: str | None,
-    ) -> tuple[dict[str, Any], int]:
+    ) -> _T:
         headers = {
             API_KEY_HEADER: self._api_key.reveal(),
             "Accept": "application/json",
@@ -451,11 +411,12 @@ class Client:
         while True:
             if self.budget is not None:
                 self.budget.acquire(self._on_wait)
-            failure, retry_after = self._attempt(request, shown, parse)
-            if not isinstance(failure, BaseException):
+            outcome, retry_after = self._attempt(request, shown, parse)
+            if not isinstance(outcome, CroctError):
                 if self.budget is not None:
                     self.budget.on_success()
-                return failure
+                return outcome
+            failure = outcome
             attempt += 1
             if attempt > self.max_retries:
                 self._exhausted(shown, attempt, failure, cursor)
@@ -486,9 +447,9 @@ class Client:
             self._sleep(delay)
 
     def _attempt(
-        self, request: Request, shown: str, parse: Callable[[bytes], dict[str, Any]]
-    ) -> tuple[tuple[dict[str, Any], int] | CroctError, float | None]:
-        """One try: the parsed body and its size, or the failure and its Retry-After."""
+        self, request: Request, shown: str, parse: Callable[[bytes], _T]
+    ) -> tuple[_T | CroctError, float | None]:
+        """One try: the parsed body, or the failure and its Retry-After."""
         began = time.perf_counter()
         try:
             response = self._transport(request)
@@ -506,7 +467,7 @@ class Client:
         )
         if 200 <= response.status < 300:
             try:
-                return (parse(response.body), len(response.body)), None
+                return parse(response.body), None
             except TransportError as exc:
                 return exc, None
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
