@@ -60,30 +60,49 @@ def baseline(pages: list[bytes]) -> pd.DataFrame:
 
 
 def ours(pages: list[bytes]) -> pd.DataFrame:
-    """What read_croct_events does with the bodies it receives (cache=False)."""
+    """What read_croct_events does with the bodies it receives (cache=False): the client checks
+    each body into a Page, the memory sink normalises the slice's pages in batches (here or in
+    the worker process), and the frame is built from the tables."""
+    from croct_pandas.client import Page
+    from croct_pandas.export import MemorySink
     from croct_pandas.frame import build_frame
     from croct_pandas.gc_pause import paused_gc
-    from croct_pandas.normalize import Batcher
+    from croct_pandas.slices import Slice
 
     with paused_gc():
-        tables = []
-        batcher = Batcher()
+        task = Slice(None, 1)
+        sink = MemorySink((None, 1), workers=1)
         for body in pages:
-            batch = batcher.add(orjson.loads(body)["items"])
-            if batch is not None:
-                tables.extend(batch.tables.items())
-        last = batcher.flush()
-        if last is not None:
-            tables.extend(last.tables.items())
-        return build_frame(tables)
+            sink.on_page(task, Page.from_body(body))  # the client's check of each body
+        sink.on_slice_done(task)
+        return build_frame(sink.tables(), attrs=sink.attrs())
 
 
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
+def _children() -> list[int]:
+    """Process ids whose parent is this process (the normalising worker, when it runs)."""
+    me, found = os.getpid(), []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
+                        found.append(int(name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def _rss_kib(field: str, pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise RuntimeError(field)
+
+
+def _reset_peak(pid: int | str = "self") -> None:
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")  # resets the peak (VmHWM) to the current RSS
 
 
 def child(path: str) -> None:
@@ -93,20 +112,26 @@ def child(path: str) -> None:
     with open(path, "rb") as f:
         pages = orjson.loads(f.read())
     pages = [p.encode() for p in pages]
+    # start the worker process on a few pages, as an earlier read in the session would: its
+    # imports are not memory the normalisation uses
+    ours(pages[:5])
+    workers = _children()
     gc.collect()
-    before = _rss_kib("VmRSS")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # resets the peak (VmHWM) to the current RSS
+    before = {pid: _rss_kib("VmRSS", pid) for pid in ["self", *workers]}
+    for pid in before:
+        _reset_peak(pid)
     frame = ours(pages)
-    peak = _rss_kib("VmHWM")
+    # the sum of each process's peak: never less than the peak of the sum
+    grown = sum(_rss_kib("VmHWM", pid) - rss for pid, rss in before.items())
     size = int(frame.memory_usage(deep=True).sum())
     print(
         json.dumps(
             {
-                "peak_bytes": (peak - before) * 1024,
+                "peak_bytes": grown * 1024,
                 "frame_bytes": size,
                 "rows": len(frame),
                 "columns": frame.shape[1],
+                "processes": len(before),
             }
         )
     )
@@ -161,7 +186,8 @@ def main() -> None:
     )
     print(
         f"peak memory while normalising: {mem['peak_bytes'] / 1e6:.1f} MB = "
-        f"{mem_ratio:.2f}x the frame (target <= 3x)"
+        f"{mem_ratio:.2f}x the frame (target <= 3x; the sum of the peaks of "
+        f"{mem['processes']} processes)"
     )
     print(f"speed: median {speed:.1f}x json.loads + json_normalize (target >= 5x)")
 

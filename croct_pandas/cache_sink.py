@@ -5,7 +5,8 @@
   last stored cursor, and chains it left complete are moved at once, with no request.
 - :meth:`CacheSink.on_page`: each page goes to ``_staging/`` as one file carrying its next cursor,
   committed by one rename (from worker threads; each chain belongs to one thread), and into the
-  chain's :class:`~croct_pandas.normalize.Batcher`, normalised ~10,000 events at a time.
+  chain's :class:`~croct_pandas.normalize_pool.PageBatcher`, normalised ~10,000 events at a
+  time (in the worker process when it has room).
 - :meth:`CacheSink.on_slice_done`: the slice's chain is complete on disk, which is its checkpoint.
   When the call's last slice is done, the complete chains move into the dataset together (each
   (type, day) file rewritten once, not once per slice), then the manifest records their intervals,
@@ -51,7 +52,8 @@ from croct_pandas.cache_store import (
 )
 from croct_pandas.client import Page
 from croct_pandas.errors import CacheError, CacheWarning
-from croct_pandas.normalize import Batcher, NormalizedPage
+from croct_pandas.normalize import NormalizedPage
+from croct_pandas.normalize_pool import PageBatcher
 from croct_pandas.params import iso_ms
 from croct_pandas.slices import Slice, split_intervals
 
@@ -139,8 +141,7 @@ class CacheSink:
         #: per chain: the first page normalised here (a resumed chain's earlier pages are on
         #: disk only), its batcher and the batches so far
         self._first_seq: dict[tuple[int | None, int], int] = {}
-        self._batchers: dict[tuple[int | None, int], Batcher] = {}
-        self._normalized: dict[tuple[int | None, int], list[NormalizedPage]] = {}
+        self._batchers: dict[tuple[int | None, int], PageBatcher] = {}
         self._planned = 0
         self._done: list[Slice] = []
         self._loaded: tuple[list[tuple[str, pa.Table]], set[str], Manifest] | None = None
@@ -196,8 +197,7 @@ class CacheSink:
             seq = self._next_seq.get(chain, 0)
             self._next_seq[chain] = seq + 1
             self._first_seq.setdefault(chain, seq)
-            batcher = self._batchers.setdefault(chain, Batcher())
-            batches = self._normalized.setdefault(chain, [])
+            batcher = self._batchers.setdefault(chain, PageBatcher())
             fetched_at = self._chain_fetched.setdefault(chain, self.now_ms)
             if page.metadata and page.metadata != self.metadata:
                 self.metadata = dict(page.metadata)
@@ -210,22 +210,18 @@ class CacheSink:
             "end": task.end,
             "fetched_at": fetched_at,
             "next_cursor": page.next_cursor,
-            "rows": len(page.items),
+            "rows": page.count,
         }
         folder = self._chain_dir(task.start, task.end)
-        write_page(os.path.join(folder, page_name(seq)), page.items, meta, folder)
+        write_page(os.path.join(folder, page_name(seq)), page.items_json(), meta, folder)
         # only after the page is stored: memory never runs ahead of the disk
-        batch = batcher.add(page.items)
-        if batch is not None:
-            batches.append(batch)
+        batcher.add(page)
 
     def on_slice_done(self, task: Slice) -> None:
-        chain = (task.start, task.end)
-        batcher = self._batchers.pop(chain, None)
-        batch = batcher.flush() if batcher is not None else None
+        batcher = self._batchers.get((task.start, task.end))
+        if batcher is not None:
+            batcher.flush()
         with self._lock:
-            if batch is not None:
-                self._normalized[chain].append(batch)
             self._done.append(task)
             last = len(self._done) >= self._planned
         if last:
@@ -253,10 +249,12 @@ class CacheSink:
                 if len(chain.pages) == self._next_seq.get(key):
                     first = self._first_seq.get(key, 0)
                     earlier = normalize_pages(chain.pages[:first]) if first else []
-                    normalized[chain.path] = earlier + self._normalized.get(key, [])
+                    batcher = self._batchers.get(key)
+                    later = batcher.results() if batcher is not None else []
+                    normalized[chain.path] = earlier + later
             self._commit(manifest, chains, normalized)
             for task in done:
-                self._normalized.pop((task.start, task.end), None)
+                self._batchers.pop((task.start, task.end), None)
 
     # -- moving chains into the dataset ----------------------------------------------------
 

@@ -24,7 +24,7 @@ from croct_pandas.client import Client, Page
 from croct_pandas.errors import InvalidArgumentError
 from croct_pandas.frame import build_frame, check_dtype_backend
 from croct_pandas.gc_pause import paused_gc
-from croct_pandas.normalize import Batcher, NormalizedPage
+from croct_pandas.normalize_pool import PageBatcher
 from croct_pandas.params import (
     check_events,
     check_page_size,
@@ -72,7 +72,7 @@ class ExportResult:
             if page.metadata and not self.metadata:
                 self.metadata = dict(page.metadata)
             self.pages += 1
-            self.events += len(page.items)
+            self.events += page.count
 
 
 class MemorySink:
@@ -81,34 +81,40 @@ class MemorySink:
     def __init__(self, window: tuple[int | None, int], workers: int) -> None:
         self.window = window
         self.workers = workers
-        self.spec_versions: set[str] = set()
-        self._tables: list[tuple[str, pa.Table]] = []
-        self._batchers: dict[Slice, Batcher] = {}
+        self._batchers: dict[Slice, PageBatcher] = {}
         self._lock = threading.Lock()
+        self._collected: tuple[list[tuple[str, pa.Table]], set[str]] | None = None
 
     def plan(self) -> list[Slice]:
         return plan_slices(self.window[0], self.window[1], self.workers)
 
     def on_page(self, task: Slice, page: Page) -> None:
-        self._keep(self._batchers.setdefault(task, Batcher()).add(page.items))
+        with self._lock:
+            batcher = self._batchers.setdefault(task, PageBatcher())
+        batcher.add(page)
 
     def on_slice_done(self, task: Slice) -> None:
-        batcher = self._batchers.pop(task, None)
+        batcher = self._batchers.get(task)
         if batcher is not None:
-            self._keep(batcher.flush())
+            batcher.flush()
 
-    def _keep(self, normalized: NormalizedPage | None) -> None:
-        if normalized is None:
-            return
-        with self._lock:
-            self._tables.extend(normalized.tables.items())
-            self.spec_versions |= normalized.spec_versions
+    def _collect(self) -> tuple[list[tuple[str, pa.Table]], set[str]]:
+        if self._collected is None:
+            tables: list[tuple[str, pa.Table]] = []
+            versions: set[str] = set()
+            for batcher in self._batchers.values():
+                for batch in batcher.results():
+                    tables.extend(batch.tables.items())
+                    versions |= batch.spec_versions
+            self._batchers.clear()
+            self._collected = (tables, versions)
+        return self._collected
 
     def tables(self) -> Iterable[tuple[str, pa.Table]]:
-        return self._tables
+        return self._collect()[0]
 
     def attrs(self) -> dict[str, Any]:
-        return {"spec_version": _spec_version(self.spec_versions)}
+        return {"spec_version": _spec_version(self._collect()[1])}
 
 
 def read_croct_events(
@@ -288,7 +294,7 @@ def _run(
             sink.on_page(task, page)
             result.record(page)
             last = _last_timestamp(page)
-            bar.advance(task, position, last, len(page.items))
+            bar.advance(task, position, last, page.count)
             position = last if last is not None else position
         if not stop.is_set():
             sink.on_slice_done(task)
@@ -310,6 +316,9 @@ def _run(
 
 
 def _last_timestamp(page: Page) -> int | None:
+    last = page.last_item()  # parses one event, not the page
+    if last is not None and isinstance(last.get("timestamp"), int):
+        return int(last["timestamp"])
     for item in reversed(page.items):
         ts = item.get("timestamp")
         if isinstance(ts, int):

@@ -406,20 +406,22 @@ def _storage_table(
         "userId": leaves["userId"],
         "systemTimestamp": _time(leaves["systemTimestamp"]),
     }
+    contexts: list[Any] | None = None
     for f in CONTEXT_FIELDS:
         name = "context." + f.name
         if f.kind == "map":
-            contexts = [item.get("context") for item in items]
+            if contexts is None:
+                contexts = list(map(_GET_CONTEXT, items))
             cols[name] = _maps(contexts, f.path)
         else:
             cols[name] = _kind(f, leaves[name], variant)
-    payloads = [item.get("payload") for item in items]
+    payloads = list(map(_GET_PAYLOAD, items))
     for f in fields_for(event_type):
         name = "payload." + f.name
         if f.kind == "map":
             cols[name] = _maps(payloads, f.path)
         elif _in_python(f):
-            cols[name] = convert_list(f, [_get(p, f.path) for p in payloads], name, raw)
+            cols[name] = convert_list(f, _values_at(payloads, f.path), name, raw)
         else:
             cols[name] = _kind(f, leaves[name], variant)
     cols[RAW_COLUMN] = raw.column(n)
@@ -462,24 +464,24 @@ def _kind(f: Field, values: pa.Array, variant: int) -> pa.Array:
     return values if values.type == target else pc.cast(values, target)
 
 
-def _get(obj: Any, path: tuple[str, ...]) -> Any:
+def _values_at(objects: list[Any], path: tuple[str, ...]) -> list[Any]:
+    """The value at ``path`` of each object (None where a level is missing or null)."""
+    values = objects
     for key in path:
-        if obj is None:
-            return None
-        obj = obj.get(key)
-    return obj
+        if not any(values):
+            return [None] * len(objects)
+        values = [None if v is None else v.get(key) for v in values]
+    return values
 
 
 def _maps(objects: list[Any], path: tuple[str, ...]) -> pa.Array:
     """Free-form objects as sorted-key JSON text (None stays null)."""
-    texts: list[str | None] = []
-    append = texts.append
-    for item in objects:
-        obj = _get(item, path)
-        if obj is None:
-            append(None)
-        elif obj.__class__ is dict:
-            append(orjson.dumps(obj, option=_SORTED).decode())
-        else:
-            raise _NotFast
-    return pa.array(texts, pa.string())
+    values = _values_at(objects, path)
+    if values.count(None) == len(values):
+        return pa.nulls(len(values), pa.string())
+    if not all(v.__class__ is dict for v in values if v is not None):
+        raise _NotFast
+    dumps, sort = orjson.dumps, _SORTED
+    return pa.array(
+        [None if v is None else dumps(v, option=sort).decode() for v in values], pa.string()
+    )

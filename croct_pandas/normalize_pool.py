@@ -1,0 +1,265 @@
+"""Normalisation on a second core: pages of a slice, in batches, here or in a worker process.
+
+Parsing JSON into dicts and converting dicts to Arrow both hold the GIL, so the export's threads
+cannot share that work; a process can. A :class:`PageBatcher` collects one slice's pages and
+normalises them about ``BATCH_EVENTS`` at a time: in the worker when it has room (the bodies go
+to it as received and the tables come back pickled), otherwise right here from the items the
+client already parsed, so neither side waits for the other. The result is the same either way
+and comes back in page order.
+
+The worker (:mod:`croct_pandas.normalize_worker`) is one plain child process per session,
+started by the first batch of ``START_EVENTS`` or more (small reads never start it) and reused
+by later reads. It ignores Ctrl-C, exits when this process goes, and if it fails or dies the
+batches it held are normalised here instead: nothing is lost. It is only used on a machine with
+more than one core; ``CROCT_PANDAS_WORKER=0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+from typing import Any
+
+import orjson
+
+from croct_pandas.errors import TransportError
+from croct_pandas.normalize import BATCH_EVENTS, NormalizedPage, normalize_items
+from croct_pandas.normalize_worker import normalize_bodies, read_message, write_message
+from croct_pandas.page import Page
+
+__all__ = ["PageBatcher", "WorkerError", "shutdown_worker", "worker_enabled"]
+
+logger = logging.getLogger("croct_pandas.normalize")
+
+#: Batches handed to the worker and not yet back; more are normalised in the caller's thread.
+MAX_IN_FLIGHT = 2
+#: The smallest batch that starts the worker: reads smaller than this never pay its start-up.
+START_EVENTS = 2_000
+
+
+class WorkerError(Exception):
+    """The worker could not normalise a batch (it failed or is gone)."""
+
+
+def worker_enabled() -> bool:
+    """Whether batches may go to a worker process: more than one usable core, and
+    ``CROCT_PANDAS_WORKER`` is not ``0``.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["CROCT_PANDAS_WORKER"] = "0"
+    >>> worker_enabled()
+    False
+    >>> del os.environ["CROCT_PANDAS_WORKER"]
+    """
+    if os.environ.get("CROCT_PANDAS_WORKER", "1").strip() == "0":
+        return False
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return cores > 1
+
+
+class _Worker:
+    """The child process and the two threads that write requests to it and read its replies."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            # -c, not -m: the package imports this module, and runpy warns about running it
+            [sys.executable, "-c", "from croct_pandas.normalize_worker import main; main()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            # its own session: a terminal's Ctrl-C goes to the export, not to the worker
+            start_new_session=os.name == "posix",
+        )
+        self.in_flight = 0
+        self.alive = True
+        self._lock = threading.Lock()
+        self._waiting: deque[Future[NormalizedPage]] = deque()
+        self._outbox: queue.SimpleQueue[list[bytes] | None] = queue.SimpleQueue()
+        for target, name in ((self._write, "writer"), (self._read, "reader")):
+            threading.Thread(target=target, name=f"croct-normalize-{name}", daemon=True).start()
+
+    def submit(self, bodies: list[bytes]) -> Future[NormalizedPage] | None:
+        """Queue a batch; None when the worker is gone or already holds enough."""
+        with self._lock:
+            if not self.alive or self.in_flight >= MAX_IN_FLIGHT:
+                return None
+            self.in_flight += 1
+            future: Future[NormalizedPage] = Future()
+            self._waiting.append(future)
+            self._outbox.put(bodies)  # in the lock: requests and futures stay in one order
+        return future
+
+    def _write(self) -> None:
+        assert self.proc.stdin is not None
+        while (bodies := self._outbox.get()) is not None:
+            try:
+                write_message(self.proc.stdin, bodies)
+            except (OSError, ValueError):
+                self._fail("the worker stopped taking batches")
+                return
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while True:
+            try:
+                status, value = read_message(self.proc.stdout)
+            except Exception:  # EOF, a cut pickle: the worker is gone
+                self._fail("the worker exited")
+                return
+            with self._lock:
+                future = self._waiting.popleft()
+                self.in_flight -= 1
+            if status == "ok":
+                future.set_result(value)
+            else:
+                future.set_exception(WorkerError(value))
+
+    def _fail(self, reason: str) -> None:
+        with self._lock:
+            self.alive = False
+            waiting, self._waiting = list(self._waiting), deque()
+            self.in_flight = 0
+        if waiting:
+            logger.debug("%s; %d batches are normalised in this process", reason, len(waiting))
+        for future in waiting:
+            future.set_exception(WorkerError(reason))
+
+    def close(self) -> None:
+        self._outbox.put(None)
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._fail("the worker was shut down")
+
+
+_lock = threading.Lock()
+_worker: _Worker | None = None
+
+
+def _submit(bodies: list[bytes], *, start: bool) -> Future[NormalizedPage] | None:
+    global _worker
+    with _lock:
+        if _worker is not None and not _worker.alive:
+            _worker = None
+        if _worker is None:
+            if not start or not worker_enabled():
+                return None
+            try:
+                _worker = _Worker()
+            except OSError as exc:
+                logger.debug("no worker process (%s); normalising in this process", exc)
+                return None
+        worker = _worker
+    return worker.submit(bodies)
+
+
+def shutdown_worker() -> None:
+    """Stop the worker process if one runs (a later batch starts a new one).
+
+    Examples
+    --------
+    >>> shutdown_worker()
+    """
+    global _worker
+    with _lock:
+        worker, _worker = _worker, None
+    if worker is not None:
+        worker.close()
+
+
+atexit.register(shutdown_worker)
+
+
+class _Sent:
+    """A batch in the worker. Its bodies are kept until the tables are back, to normalise here
+    should the worker fail; the parsed items are not (memory holds no batch twice)."""
+
+    def __init__(self, future: Future[NormalizedPage], bodies: list[bytes]) -> None:
+        self.future = future
+        self.bodies: list[bytes] | None = bodies
+        future.add_done_callback(self._release)
+
+    def _release(self, future: Future[NormalizedPage]) -> None:
+        if future.exception() is None:
+            self.bodies = None
+
+    def result(self) -> NormalizedPage:
+        try:
+            return self.future.result()
+        except WorkerError as exc:
+            logger.debug("normalising a batch here: %s", exc)
+            assert self.bodies is not None
+            try:
+                return normalize_bodies(self.bodies)
+            except orjson.JSONDecodeError as error:
+                # numbers or escapes that the client's body check let through
+                raise TransportError(f"invalid JSON in a page's events: {error}") from None
+
+
+def _normalize_here(pages: Sequence[Page]) -> NormalizedPage:
+    items: list[Any] = []
+    for page in pages:
+        items.extend(page.items)
+    return normalize_items(items)
+
+
+class PageBatcher:
+    """One slice's pages, normalised about ``size`` events at a time, results in page order.
+
+    Examples
+    --------
+    >>> event = {"id": "e1", "timestamp": 1767225600000, "sessionId": "s", "userId": "u",
+    ...          "context": None, "payload": {"@type": "tabOpened", "tabId": "t"}}
+    >>> batcher = PageBatcher(size=2)
+    >>> batcher.add(Page(items=[event], metadata={}, next_cursor=None))
+    >>> batcher.flush()
+    >>> [batch.num_rows for batch in batcher.results()]
+    [1]
+    """
+
+    def __init__(self, size: int = BATCH_EVENTS) -> None:
+        self.size = size
+        self._pages: list[Page] = []
+        self._events = 0
+        self._done: list[NormalizedPage | _Sent] = []
+
+    def add(self, page: Page) -> None:
+        """Hold ``page``; once ``size`` events are held, normalise them (or hand them over)."""
+        self._pages.append(page)
+        self._events += page.count
+        if self._events >= self.size:
+            self._dispatch()
+
+    def flush(self) -> None:
+        """Normalise whatever is held."""
+        if self._pages:
+            self._dispatch()
+
+    def results(self) -> list[NormalizedPage]:
+        """Every batch so far, normalised, in order (waits for the worker's)."""
+        return [b.result() if isinstance(b, _Sent) else b for b in self._done]
+
+    def _dispatch(self) -> None:
+        pages, events = self._pages, self._events
+        self._pages, self._events = [], 0
+        bodies = [page.body for page in pages]
+        future = _submit(bodies, start=events >= START_EVENTS) if all(bodies) else None
+        self._done.append(_normalize_here(pages) if future is None else _Sent(future, bodies))

@@ -1,0 +1,140 @@
+"""PageBatcher and the normalising worker process: the same tables whoever normalises, nothing
+lost when the worker fails, dies or is interrupted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import orjson
+import pyarrow as pa
+import pytest
+
+from croct_pandas import normalize_pool
+from croct_pandas.emulator import generate_events
+from croct_pandas.errors import TransportError
+from croct_pandas.normalize_pool import PageBatcher, shutdown_worker, worker_enabled
+from croct_pandas.normalize_worker import normalize_bodies
+from croct_pandas.page import Page
+
+pytestmark = pytest.mark.xdist_group("worker-process")
+
+EVENTS = generate_events(users=40, days=2, seed=11)
+
+
+def pages_of(events: list[dict], size: int = 300) -> list[Page]:
+    bodies = [
+        orjson.dumps({"items": events[i : i + size], "nextCursor": f"c{i}"})
+        for i in range(0, len(events), size)
+    ]
+    return [Page.from_body(body) for body in bodies]
+
+
+def tables_of(batcher: PageBatcher) -> dict[str, pa.Table]:
+    chunks: dict[str, list[pa.Table]] = {}
+    for batch in batcher.results():
+        for event_type, table in batch.tables.items():
+            chunks.setdefault(event_type, []).append(table)
+    return {t: pa.concat_tables(c).combine_chunks() for t, c in sorted(chunks.items())}
+
+
+def run(pages: list[Page], size: int = 1000) -> dict[str, pa.Table]:
+    batcher = PageBatcher(size=size)
+    for page in pages:
+        batcher.add(page)
+    batcher.flush()
+    return tables_of(batcher)
+
+
+@pytest.fixture
+def worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every batch may start the worker; it is stopped afterwards."""
+    if not worker_enabled():
+        pytest.skip("the worker process needs more than one core")
+    monkeypatch.setattr(normalize_pool, "START_EVENTS", 1)
+    shutdown_worker()
+    yield
+    shutdown_worker()
+
+
+@pytest.fixture
+def inline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CROCT_PANDAS_WORKER", "0")
+
+
+def test_the_worker_and_this_process_give_the_same_tables(worker: None) -> None:
+    pages = pages_of(EVENTS)
+    in_worker = run(pages)
+    assert normalize_pool._worker is not None and normalize_pool._worker.alive
+    os.environ["CROCT_PANDAS_WORKER"] = "0"
+    try:
+        here = run(pages_of(EVENTS))
+    finally:
+        del os.environ["CROCT_PANDAS_WORKER"]
+    assert list(in_worker) == list(here)
+    for event_type in here:
+        assert in_worker[event_type].equals(here[event_type]), event_type
+    assert sum(t.num_rows for t in here.values()) == len(EVENTS)
+
+
+def test_batches_come_back_in_page_order(worker: None) -> None:
+    events = [e for e in EVENTS if e["payload"]["@type"] == "pageOpened"]
+    ids = run(pages_of(events, size=50), size=100)["pageOpened"].column("id").to_pylist()
+    assert ids == [e["id"] for e in events]
+
+
+def test_a_dead_worker_loses_no_batch(worker: None) -> None:
+    pages = pages_of(EVENTS)
+    expected = run(pages)
+    worker_process = normalize_pool._worker
+    assert worker_process is not None
+    batcher = PageBatcher(size=1000)
+    for i, page in enumerate(pages):
+        batcher.add(page)
+        if i == 2:
+            os.kill(worker_process.proc.pid, signal.SIGKILL)
+    batcher.flush()
+    got = tables_of(batcher)
+    assert all(got[t].equals(expected[t]) for t in expected) and list(got) == list(expected)
+    # the next batch starts a new worker
+    run(pages[:2])
+    assert normalize_pool._worker is not None and normalize_pool._worker is not worker_process
+
+
+def test_the_worker_ignores_ctrl_c(worker: None) -> None:
+    run(pages_of(EVENTS[:500]))
+    worker_process = normalize_pool._worker
+    assert worker_process is not None
+    os.kill(worker_process.proc.pid, signal.SIGINT)
+    time.sleep(0.3)
+    assert worker_process.proc.poll() is None
+    assert sum(t.num_rows for t in run(pages_of(EVENTS)).values()) == len(EVENTS)
+    assert normalize_pool._worker is worker_process
+
+
+def test_a_batch_the_worker_cannot_parse_fails_with_a_transport_error(worker: None) -> None:
+    page = Page.from_body(b'{"items": [{"id": "e1", "value": 1e999}]}')
+    batcher = PageBatcher(size=1)
+    batcher.add(page)
+    with pytest.raises(TransportError, match="invalid JSON"):
+        batcher.results()
+
+
+def test_small_reads_and_pages_without_a_body_never_start_a_worker(inline: None) -> None:
+    shutdown_worker()
+    assert not worker_enabled()
+    run(pages_of(EVENTS))
+    assert normalize_pool._worker is None
+
+
+def test_hand_built_pages_are_normalised_here(worker: None) -> None:
+    pages = [Page(p.items, p.metadata, p.next_cursor) for p in pages_of(EVENTS)]
+    assert sum(t.num_rows for t in run(pages).values()) == len(EVENTS)
+    assert normalize_pool._worker is None
+
+
+def test_normalize_bodies_reads_whole_response_bodies() -> None:
+    bodies = [orjson.dumps({"items": EVENTS[:10]}), orjson.dumps({"items": EVENTS[10:25]})]
+    assert normalize_bodies(bodies).num_rows == 25
