@@ -9,6 +9,7 @@ type, and :func:`build_inferred` types them over the whole result, as ``event-fr
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,9 +54,11 @@ def _text(value: Any) -> str:
 class Layout:
     """Where each event type's rows land in the sorted frame, and gathering columns there.
 
-    Most columns belong to one or a few event types and are null elsewhere: they are gathered
-    from their own values with an index that is null on the other rows, instead of a take over
-    every type's rows. The index for a set of types is built once and shared by its columns.
+    Most columns belong to one or a few event types and are null elsewhere: their own values are
+    gathered in frame order (a short take) and then spread onto the frame's rows, instead of a
+    take over every row with an index that is mostly null (several times slower for text). The
+    placement for a set of types is built once and shared by its columns; ``take`` may be called
+    from several threads.
 
     Examples
     --------
@@ -69,34 +72,131 @@ class Layout:
         self.sizes = list(sizes)
         self.order = order
         self.rows = int(sum(sizes))
-        self._offsets = dict(zip(self.types, np.cumsum([0, *self.sizes[:-1]]).tolist()))
+        self._starts = np.cumsum([0, *self.sizes[:-1]], dtype=np.int64)
         self._order = np.asarray(order.to_numpy(zero_copy_only=False), dtype=np.int64)
-        self._indices: dict[tuple[str, ...], pa.Array] = {}
+        source_types = np.repeat(np.arange(len(self.types), dtype=np.int32), self.sizes)
+        #: the event type (its position in ``types``) of every frame row
+        self.row_types = source_types[self._order]
+        self._places: dict[tuple[str, ...], tuple[np.ndarray, pa.Array, bool]] = {}
+        self._lock = threading.Lock()
 
-    def take(self, present: Mapping[str, Any], type_: pa.DataType) -> pa.Array:
-        """The column whose rows of type ``t`` are ``present[t]``, in frame order."""
-        keys = tuple(t for t in self.types if t in present)
+    def take(
+        self, present: Mapping[str, Any], type_: pa.DataType, large_text: bool = False
+    ) -> pa.Array:
+        """The column whose rows of type ``t`` are ``present[t]``, in frame order.
+
+        With ``large_text``, a ``string`` column comes back as ``large_string`` (what pandas'
+        string dtype holds), which costs nothing extra for most columns.
+        """
+        # a type whose values are all null adds nothing but nulls, which the spread gives anyway
+        keys = tuple(
+            t for t in self.types if t in present and present[t].null_count < len(present[t])
+        )
         if not keys:
             return pa.nulls(self.rows, type_)
         pieces = [piece for t in keys for piece in _pieces(_as_type(present[t], type_))]
         source = pa.concat_arrays(pieces) if len(pieces) > 1 else pieces[0]
         if len(keys) == len(self.types):
-            return source.take(self.order)
-        return source.take(self._index(keys))
+            values = source.take(self.order)
+            large = large_text and values.type == pa.string()
+            return values.cast(pa.large_string()) if large else values
+        rows, index, in_order = self._place(keys)
+        # one type's rows mostly keep their order: a concatenation is then the gather already
+        values = source if in_order and len(pieces) > 1 else source.take(index)
+        return _spread(values, rows, self.rows, large_text=large_text)
 
-    def _index(self, keys: tuple[str, ...]) -> pa.Array:
-        index = self._indices.get(keys)
-        if index is None:
-            local = np.full(self.rows, -1, dtype=np.int64)
-            position = 0
-            for t in keys:
-                offset, n = self._offsets[t], self.sizes[self.types.index(t)]
-                local[offset : offset + n] = np.arange(position, position + n)
-                position += n
-            gathered = local[self._order]
-            index = pa.array(gathered, mask=gathered < 0)
-            self._indices[keys] = index
-        return index
+    def _place(self, keys: tuple[str, ...]) -> tuple[np.ndarray, pa.Array, bool]:
+        """The frame rows of ``keys``' types, for each its row in their concatenation, and
+        whether those rows are simply 0, 1, 2, ..."""
+        with self._lock:
+            place = self._places.get(keys)
+            if place is None:
+                codes = [self.types.index(t) for t in keys]
+                if len(codes) == 1:
+                    rows = np.flatnonzero(self.row_types == codes[0])
+                else:
+                    rows = np.flatnonzero(np.isin(self.row_types, codes))
+                # source row s of type t sits at s - shift[t] in the concatenation of keys' rows
+                shift = np.zeros(len(self.types), dtype=np.int64)
+                position = 0
+                for code in codes:
+                    shift[code] = self._starts[code] - position
+                    position += self.sizes[code]
+                index = self._order[rows] - shift[self.row_types[rows]]
+                in_order = bool((index == np.arange(len(index))).all())
+                place = self._places[keys] = (rows, pa.array(index), in_order)
+            return place
+
+
+def _spread(
+    values: pa.Array, rows: np.ndarray, length: int, *, large_text: bool = False
+) -> pa.Array:
+    """``length`` nulls with ``values[i]`` at row ``rows[i]`` (``rows`` ascending).
+
+    Text and fixed-width values are laid out with numpy: the text bytes are reused as they are
+    and only the offsets (64-bit ones for ``large_text``) and the validity bitmap are rebuilt.
+    """
+    kind = values.type
+    buffers = values.buffers()
+    offset_width = _OFFSET_WIDTHS.get(kind)
+    byte_width = _byte_width(kind)
+    if (offset_width is None and byte_width is None) or len(buffers) < 2 or buffers[1] is None:
+        index = np.full(length, -1, dtype=np.int64)
+        index[rows] = np.arange(len(values))
+        return values.take(pa.array(index, mask=index < 0))
+    valid = np.zeros(length, dtype=bool)
+    valid[rows] = values.is_valid().to_numpy(zero_copy_only=False) if values.null_count else True
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    nulls = length - len(values) + values.null_count
+    if offset_width is not None:
+        offsets = np.frombuffer(
+            buffers[1], offset_width, len(values) + 1, values.offset * offset_width.itemsize
+        )
+        if large_text and kind == pa.string():
+            kind, offset_width = pa.large_string(), np.dtype(np.int64)
+        buffer, spread = _zeros(length + 1, offset_width)
+        spread[0] = offsets[0]
+        spread[rows + 1] = np.diff(offsets)
+        np.cumsum(spread, dtype=offset_width, out=spread)
+        data = buffers[2] if buffers[2] is not None else pa.py_buffer(b"")
+        return pa.Array.from_buffers(kind, length, [bitmap, buffer, data], nulls)
+    assert byte_width is not None
+    raw = np.dtype(f"u{byte_width}")
+    buffer, spread = _zeros(length, raw)
+    spread[rows] = np.frombuffer(buffers[1], raw, len(values), values.offset * byte_width)
+    return pa.Array.from_buffers(kind, length, [bitmap, buffer], nulls)
+
+
+def _zeros(count: int, dtype: np.dtype) -> tuple[pa.Buffer, np.ndarray]:
+    """A zeroed buffer from Arrow's pool and a numpy view of it.
+
+    The pool reuses its memory; a fresh numpy array of this size is a new mapping whose page
+    faults cost more than the work done in it.
+    """
+    buffer = pa.allocate_buffer(count * dtype.itemsize)
+    view = np.frombuffer(buffer, dtype=dtype, count=count)
+    view[:] = 0
+    return buffer, view
+
+
+_OFFSET_WIDTHS: dict[pa.DataType, np.dtype[Any]] = {
+    pa.string(): np.dtype(np.int32),
+    pa.binary(): np.dtype(np.int32),
+    pa.large_string(): np.dtype(np.int64),
+    pa.large_binary(): np.dtype(np.int64),
+}
+
+
+def _byte_width(kind: pa.DataType) -> int | None:
+    """Bytes per value of a plain fixed-width type (numbers, dates, times), else None."""
+    plain = (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_timestamp(kind)
+        or pa.types.is_date(kind)
+        or pa.types.is_duration(kind)
+    )
+    return kind.bit_width // 8 if plain and kind.bit_width in (8, 16, 32, 64) else None
 
 
 @dataclass
@@ -112,10 +212,15 @@ class Column:
     def add_raw(self, event_type: str, indices: pa.Array, values: list[Any]) -> None:
         self.raw[event_type] = (indices, values)
 
-    def gather(self, name: str, layout: Layout) -> pa.Array:
+    def gather(self, name: str, layout: Layout, taken: pa.Array | None = None) -> pa.Array:
+        """The finished column; ``taken`` is ``layout.take(present, type)`` if done already.
+
+        The take never warns, so it may run in a worker thread; this may warn (fallbacks, new
+        enum values), so it runs on the calling thread, in column order.
+        """
         if self.raw:
             return self._fallback(name, layout.types, layout.sizes, layout.order)
-        values = layout.take(self.present, self.type)
+        values = layout.take(self.present, self.type) if taken is None else taken
         if self.enum is not None:
             return _categorical(name, self.enum, values)
         return values
@@ -181,13 +286,15 @@ def _as_text(arr: Any) -> Any:
 
 def _categorical(name: str, enum: str, values: pa.Array) -> pa.DictionaryArray:
     known = ENUMS[enum]
-    seen = [v for v in pc.unique(values).to_pylist() if v is not None]
+    # one pass over the rows (encoding); the lookups then run over the few distinct values
+    encoded = values.dictionary_encode()
+    seen = [v for v in encoded.dictionary.to_pylist() if v is not None]
     new = sorted(set(seen) - set(known))
     if new:
         _warn(f"column {name!r} has values outside the schema's list: {', '.join(map(repr, new))}")
     categories = pa.array(sorted(set(known) | set(seen)), pa.string())
-    indices = pc.index_in(values, value_set=categories).cast(pa.int32())
-    return pa.DictionaryArray.from_arrays(indices, categories)
+    positions = pc.index_in(encoded.dictionary, value_set=categories).cast(pa.int32())
+    return pa.DictionaryArray.from_arrays(positions.take(encoded.indices), categories)
 
 
 # -- inferred columns ----------------------------------------------------------------------
@@ -245,11 +352,12 @@ def _get(value: Any, key: str) -> Any:
 
 @dataclass
 class _InferredColumn:
-    arrays: dict[str, pa.Array]
+    present: dict[str, pa.Array]
     type: pa.DataType
+    enum: None = None
 
-    def gather(self, name: str, layout: Layout) -> pa.Array:
-        return layout.take(self.arrays, self.type)
+    def gather(self, name: str, layout: Layout, taken: pa.Array | None = None) -> pa.Array:
+        return layout.take(self.present, self.type) if taken is None else taken
 
 
 def build_inferred(
