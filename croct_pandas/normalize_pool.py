@@ -46,6 +46,19 @@ MAX_IN_FLIGHT = 2
 START_EVENTS = 2_000
 
 
+#: The worker's program. The package is put in place bare, without running its ``__init__``: the
+#: worker needs the normaliser (pyarrow, orjson), not pandas and the rest, and starts 3x sooner.
+_BOOTSTRAP = """
+import importlib.util, sys, types
+spec = importlib.util.find_spec("croct_pandas")
+package = types.ModuleType("croct_pandas")
+package.__path__ = list(spec.submodule_search_locations)
+sys.modules["croct_pandas"] = package
+from croct_pandas.normalize_worker import main
+main()
+"""
+
+
 class WorkerError(Exception):
     """The worker could not normalise a batch (it failed or is gone)."""
 
@@ -76,8 +89,7 @@ class _Worker:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            # -c, not -m: the package imports this module, and runpy warns about running it
-            [sys.executable, "-c", "from croct_pandas.normalize_worker import main; main()"],
+            [sys.executable, "-c", _BOOTSTRAP],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             # its own session: a terminal's Ctrl-C goes to the export, not to the worker
