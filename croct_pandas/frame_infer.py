@@ -93,12 +93,14 @@ class Layout:
             t for t in self.types if t in present and present[t].null_count < len(present[t])
         )
         if not keys:
-            return pa.nulls(self.rows, type_)
+            return pa.nulls(
+                self.rows, pa.large_string() if large_text and type_ == pa.string() else type_
+            )
         pieces = [piece for t in keys for piece in _pieces(_as_type(present[t], type_))]
         source = pa.concat_arrays(pieces) if len(pieces) > 1 else pieces[0]
         if len(keys) == len(self.types):
             values = source.take(self.order)
-            large = large_text and values.type == pa.string()
+            large = large_text and type_ == pa.string()
             return values.cast(pa.large_string()) if large else values
         rows, index, in_order = self._place(keys)
         # one type's rows mostly keep their order: a concatenation is then the gather already
