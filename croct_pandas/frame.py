@@ -2,7 +2,9 @@
 
 Everything here works on whole columns: free-form objects and ``_croct_raw`` are parsed once per
 *distinct* value (dictionary-encoded first), inference runs over the whole result, rows are
-sorted once and every column is gathered with one ``take``.
+sorted once and every column is gathered once (see ``Layout``). The Arrow work (per-type
+preparation, gathers) runs on a small thread pool when the input is large; whatever may warn
+runs on the calling thread, in column order, so warnings are the same either way.
 """
 
 from __future__ import annotations
