@@ -114,10 +114,9 @@ class Layout:
             place = self._places.get(keys)
             if place is None:
                 codes = [self.types.index(t) for t in keys]
-                if len(codes) == 1:
-                    rows = np.flatnonzero(self.row_types == codes[0])
-                else:
-                    rows = np.flatnonzero(np.isin(self.row_types, codes))
+                wanted = np.zeros(len(self.types), dtype=bool)
+                wanted[codes] = True
+                rows = np.flatnonzero(wanted[self.row_types])  # a lookup; np.isin sorts
                 # source row s of type t sits at s - shift[t] in the concatenation of keys' rows
                 shift = np.zeros(len(self.types), dtype=np.int64)
                 position = 0
