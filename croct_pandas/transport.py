@@ -29,6 +29,7 @@ from croct_pandas.errors import TransportError
 __all__ = ["API_KEY_HEADER", "Request", "RequestsTransport", "Response", "Transport"]
 
 API_KEY_HEADER = "X-Api-Key"
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -119,10 +120,15 @@ class RequestsTransport:
                 headers=request.headers,
                 timeout=(request.timeout, request.timeout),
                 allow_redirects=False,
+                stream=True,
             )
+            with reply:
+                # read in large chunks: requests' own .content goes 10 KB at a time, and
+                # that loop costs more CPU than the bytes (pages are ~0.5 MB)
+                body = b"".join(reply.iter_content(_CHUNK))
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise TransportError(_describe(exc, request)) from None
-        return Response(reply.status_code, dict(reply.headers), reply.content)
+        return Response(reply.status_code, dict(reply.headers), body)
 
     def close(self) -> None:
         """Close every thread's session; a later call opens new ones."""
