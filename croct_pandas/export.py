@@ -76,37 +76,34 @@ class ExportResult:
 
 
 class MemorySink:
-    """Keeps every page's tables in memory (``cache=False``), normalised in batches per slice."""
+    """Keeps every page's tables in memory (``cache=False``). Pages of all slices share one
+    batcher, so batches are full-sized however finely the window is cut."""
 
     def __init__(self, window: tuple[int | None, int], workers: int) -> None:
         self.window = window
         self.workers = workers
-        self._batchers: dict[Slice, PageBatcher] = {}
-        self._lock = threading.Lock()
+        self._batcher = PageBatcher()
         self._collected: tuple[list[tuple[str, pa.Table]], set[str]] | None = None
 
     def plan(self) -> list[Slice]:
         return plan_slices(self.window[0], self.window[1], self.workers)
 
     def on_page(self, task: Slice, page: Page) -> None:
-        with self._lock:
-            batcher = self._batchers.setdefault(task, PageBatcher())
-        batcher.add(page)
+        # a chain's pages come from one thread, in order: batches keep that order
+        self._batcher.add(page)
 
     def on_slice_done(self, task: Slice) -> None:
-        batcher = self._batchers.get(task)
-        if batcher is not None:
-            batcher.flush()
+        pass
 
     def _collect(self) -> tuple[list[tuple[str, pa.Table]], set[str]]:
         if self._collected is None:
+            self._batcher.flush()
             tables: list[tuple[str, pa.Table]] = []
             versions: set[str] = set()
-            for batcher in self._batchers.values():
-                for batch in batcher.results():
-                    tables.extend(batch.tables.items())
-                    versions |= batch.spec_versions
-            self._batchers.clear()
+            for batch in self._batcher.results():
+                tables.extend(batch.tables.items())
+                versions |= batch.spec_versions
+            self._batcher = PageBatcher()
             self._collected = (tables, versions)
         return self._collected
 

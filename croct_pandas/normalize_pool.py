@@ -7,11 +7,11 @@ to it as received and the tables come back pickled), otherwise right here from t
 client already parsed, so neither side waits for the other. The result is the same either way
 and comes back in page order.
 
-The worker (:mod:`croct_pandas.normalize_worker`) is one plain child process per session,
-started by the first batch of ``START_EVENTS`` or more (small reads never start it) and reused
-by later reads. It ignores Ctrl-C, exits when this process goes, and if it fails or dies the
-batches it held are normalised here instead: nothing is lost. It is only used on a machine with
-more than one core; ``CROCT_PANDAS_WORKER=0`` turns it off.
+The workers (:mod:`croct_pandas.normalize_worker`) are plain child processes, one per usable
+core up to two, started by the first batch of ``START_EVENTS`` or more (small reads never start
+them) and reused by later reads. They ignore Ctrl-C and exit when this process goes; if one fails
+or dies, the batches it held are normalised here instead: nothing is lost. They are only used on
+a machine with more than one core; ``CROCT_PANDAS_WORKER=0`` turns them off.
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ from croct_pandas.normalize import BATCH_EVENTS, NormalizedPage, normalize_items
 from croct_pandas.normalize_worker import normalize_bodies, read_message, write_message
 from croct_pandas.page import Page
 
-__all__ = ["PageBatcher", "WorkerError", "shutdown_worker", "worker_enabled"]
+__all__ = ["PageBatcher", "WorkerError", "shutdown_worker", "worker_count", "worker_enabled"]
 
 logger = logging.getLogger("croct_pandas.normalize")
 
 #: Batches handed to the worker and not yet back; more are normalised in the caller's thread.
-MAX_IN_FLIGHT = 2
+MAX_IN_FLIGHT = 4
 #: The smallest batch that starts the worker: reads smaller than this never pay its start-up.
 START_EVENTS = 2_000
 
@@ -63,25 +63,35 @@ class WorkerError(Exception):
     """The worker could not normalise a batch (it failed or is gone)."""
 
 
-def worker_enabled() -> bool:
-    """Whether batches may go to a worker process: more than one usable core, and
-    ``CROCT_PANDAS_WORKER`` is not ``0``.
+def worker_count() -> int:
+    """How many worker processes batches may go to: ``CROCT_PANDAS_WORKER`` when set (``0``
+    turns them off), otherwise one per usable core beyond the first, at most two (this process
+    fetches and builds the frame meanwhile); none on a single core.
 
     Examples
     --------
     >>> import os
     >>> os.environ["CROCT_PANDAS_WORKER"] = "0"
-    >>> worker_enabled()
-    False
+    >>> worker_count(), worker_enabled()
+    (0, False)
     >>> del os.environ["CROCT_PANDAS_WORKER"]
     """
-    if os.environ.get("CROCT_PANDAS_WORKER", "1").strip() == "0":
-        return False
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return cores > 1
+    setting = os.environ.get("CROCT_PANDAS_WORKER", "").strip()
+    if setting:
+        try:
+            return max(0, int(setting))
+        except ValueError:
+            logger.warning("CROCT_PANDAS_WORKER=%r is not a number; using the default", setting)
+    return 0 if cores < 2 else min(2, cores)
+
+
+def worker_enabled() -> bool:
+    """Whether batches may go to worker processes (see :func:`worker_count`)."""
+    return worker_count() > 0
 
 
 class _Worker:
@@ -100,8 +110,9 @@ class _Worker:
         self._lock = threading.Lock()
         self._waiting: deque[Future[NormalizedPage]] = deque()
         self._outbox: queue.SimpleQueue[list[bytes] | None] = queue.SimpleQueue()
+        # named apart from the export's "croct" threads: these live as long as the worker
         for target, name in ((self._write, "writer"), (self._read, "reader")):
-            threading.Thread(target=target, name=f"croct-normalize-{name}", daemon=True).start()
+            threading.Thread(target=target, name=f"normalizer-{name}", daemon=True).start()
 
     def submit(self, bodies: list[bytes]) -> Future[NormalizedPage] | None:
         """Queue a batch; None when the worker is gone or already holds enough."""
@@ -163,37 +174,37 @@ class _Worker:
 
 
 _lock = threading.Lock()
-_worker: _Worker | None = None
+_workers: list[_Worker] = []
 
 
 def _submit(bodies: list[bytes], *, start: bool) -> Future[NormalizedPage] | None:
-    global _worker
+    """Hand a batch to the least busy worker; None when none has room (or none runs and
+    ``start`` is false)."""
     with _lock:
-        if _worker is not None and not _worker.alive:
-            _worker = None
-        if _worker is None:
-            if not start or not worker_enabled():
-                return None
+        _workers[:] = [w for w in _workers if w.alive]
+        if not _workers and start and worker_enabled():
             try:
-                _worker = _Worker()
+                _workers.extend(_Worker() for _ in range(worker_count()))
             except OSError as exc:
                 logger.debug("no worker process (%s); normalising in this process", exc)
-                return None
-        worker = _worker
-    return worker.submit(bodies)
+        ranked = sorted(_workers, key=lambda w: w.in_flight)
+    for worker in ranked:
+        future = worker.submit(bodies)
+        if future is not None:
+            return future
+    return None
 
 
 def shutdown_worker() -> None:
-    """Stop the worker process if one runs (a later batch starts a new one).
+    """Stop the worker processes if any run (a later batch starts new ones).
 
     Examples
     --------
     >>> shutdown_worker()
     """
-    global _worker
     with _lock:
-        worker, _worker = _worker, None
-    if worker is not None:
+        workers, _workers[:] = list(_workers), []
+    for worker in workers:
         worker.close()
 
 
@@ -233,8 +244,21 @@ def _normalize_here(pages: Sequence[Page]) -> NormalizedPage:
     return normalize_items(items)
 
 
+class _Slot:
+    """A batch's place in the results, taken when it is cut so that order never depends on
+    which thread finishes first."""
+
+    value: NormalizedPage | _Sent | None = None
+
+    def result(self) -> NormalizedPage:
+        value = self.value
+        assert value is not None, "a batch was cut but never normalised"
+        return value.result() if isinstance(value, _Sent) else value
+
+
 class PageBatcher:
-    """One slice's pages, normalised about ``size`` events at a time, results in page order.
+    """Pages (of one slice, or of many from several threads), normalised about ``size`` events
+    at a time, with results in the order the batches were cut.
 
     Examples
     --------
@@ -251,27 +275,41 @@ class PageBatcher:
         self.size = size
         self._pages: list[Page] = []
         self._events = 0
-        self._done: list[NormalizedPage | _Sent] = []
+        self._slots: list[_Slot] = []
+        self._lock = threading.Lock()
 
     def add(self, page: Page) -> None:
         """Hold ``page``; once ``size`` events are held, normalise them (or hand them over)."""
-        self._pages.append(page)
-        self._events += page.count
-        if self._events >= self.size:
-            self._dispatch()
+        with self._lock:
+            self._pages.append(page)
+            self._events += page.count
+            cut = self._cut() if self._events >= self.size else None
+        if cut is not None:
+            self._dispatch(*cut)
 
     def flush(self) -> None:
         """Normalise whatever is held."""
-        if self._pages:
-            self._dispatch()
+        with self._lock:
+            cut = self._cut() if self._pages else None
+        if cut is not None:
+            self._dispatch(*cut)
 
     def results(self) -> list[NormalizedPage]:
-        """Every batch so far, normalised, in order (waits for the worker's)."""
-        return [b.result() if isinstance(b, _Sent) else b for b in self._done]
+        """Every batch so far, normalised, in order (waits for the workers')."""
+        with self._lock:
+            slots = list(self._slots)
+        return [slot.result() for slot in slots]
 
-    def _dispatch(self) -> None:
+    def _cut(self) -> tuple[_Slot, list[Page], int]:
+        slot = _Slot()
+        self._slots.append(slot)
         pages, events = self._pages, self._events
         self._pages, self._events = [], 0
+        return slot, pages, events
+
+    @staticmethod
+    def _dispatch(slot: _Slot, pages: list[Page], events: int) -> None:
+        # outside the lock: other threads keep adding pages meanwhile
         bodies = [page.body for page in pages]
         future = _submit(bodies, start=events >= START_EVENTS) if all(bodies) else None
-        self._done.append(_normalize_here(pages) if future is None else _Sent(future, bodies))
+        slot.value = _normalize_here(pages) if future is None else _Sent(future, bodies)

@@ -1,11 +1,12 @@
 """The normalising process: page bodies in on stdin, normalised tables out on stdout.
 
 Started by :mod:`croct_pandas.normalize_pool` as a plain child process running :func:`main`, so
-no start method has to import the user's ``__main__`` again. Each message is an 8-byte
-little-endian length and a pickle: a list of response bodies in, and ``("ok", NormalizedPage)``
-or ``("error", text)`` out, one answer per request, in order. The worker never sees the API key
-(bodies are responses, not requests), ignores Ctrl-C (the interrupt belongs to the export that
-started it) and ends when its stdin closes.
+no start method has to import the user's ``__main__`` again. Each message is a pickle
+(protocol 5) with its large buffers sent beside it, each preceded by its length: a list of
+response bodies in, and ``("ok", NormalizedPage)`` or ``("error", text)`` out, one answer per
+request, in order. The worker never sees the API key (bodies are responses, not requests),
+ignores Ctrl-C (the interrupt belongs to the export that started it) and ends when its stdin
+closes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 import orjson
+import pyarrow as pa
 
 from croct_pandas.gc_pause import paused_gc
 from croct_pandas.normalize import NormalizedPage, normalize_items
@@ -45,40 +47,49 @@ def normalize_bodies(bodies: Sequence[bytes]) -> NormalizedPage:
 
 
 def write_message(stream: IO[bytes], obj: Any) -> None:
-    """Send one length-prefixed pickle.
+    """Send one message: a pickle whose large buffers (Arrow's) travel beside it, uncopied.
 
     Examples
     --------
     >>> import io
+    >>> import pyarrow as pa
     >>> stream = io.BytesIO()
-    >>> write_message(stream, ["a"])
+    >>> write_message(stream, ["a", pa.table({"n": [1, 2]})])
     >>> _ = stream.seek(0)
-    >>> read_message(stream)
-    ['a']
+    >>> read_message(stream)[1].column("n").to_pylist()
+    [1, 2]
     """
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)))
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    raws = [buffer.raw() for buffer in buffers]
+    sizes = [len(data), *(raw.nbytes for raw in raws)]
+    stream.write(_HEADER.pack(len(sizes)) + b"".join(_HEADER.pack(n) for n in sizes))
     stream.write(data)
+    for raw in raws:
+        stream.write(raw)
     stream.flush()
 
 
 def read_message(stream: IO[bytes]) -> Any:
-    """Receive one length-prefixed pickle; :class:`EOFError` when the stream ends first (see
+    """Receive one message; :class:`EOFError` when the stream ends first (see
     :func:`write_message` for an example)."""
-    header = _read_exactly(stream, _HEADER.size)
-    (size,) = _HEADER.unpack(header)
-    return pickle.loads(_read_exactly(stream, size))
+    (count,) = _HEADER.unpack(_read_exactly(stream, _HEADER.size))
+    sizes = struct.unpack(f"<{count}Q", _read_exactly(stream, _HEADER.size * count))
+    data, *buffers = (_read_exactly(stream, size) for size in sizes)
+    # the buffers become the Arrow arrays' memory as they are: no further copy
+    return pickle.loads(data, buffers=buffers)
 
 
-def _read_exactly(stream: IO[bytes], size: int) -> bytes:
-    chunks = []
-    while size:
-        chunk = stream.read(size)
-        if not chunk:
+def _read_exactly(stream: IO[bytes], size: int) -> bytearray:
+    out = bytearray(size)
+    view = memoryview(out)
+    done = 0
+    while done < size:
+        n = stream.readinto(view[done:])  # type: ignore[attr-defined]
+        if not n:
             raise EOFError("the stream ended inside a message")
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
+        done += n
+    return out
 
 
 def main() -> None:
@@ -96,3 +107,22 @@ def main() -> None:
         except Exception as exc:  # the caller normalises the batch itself and reports it
             reply = ("error", f"{type(exc).__name__}: {exc}"[:500])
         write_message(replies, reply)
+        del bodies, reply
+        give_back()
+
+
+def give_back() -> None:
+    """Return the memory a batch freed to the system: between batches an idle worker holds
+    its imports, not the last batch's dicts (glibc keeps freed memory otherwise).
+
+    Examples
+    --------
+    >>> give_back()
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        pa.default_memory_pool().release_unused()
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to do

@@ -67,7 +67,7 @@ def inline(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_worker_and_this_process_give_the_same_tables(worker: None) -> None:
     pages = pages_of(EVENTS)
     in_worker = run(pages)
-    assert normalize_pool._worker is not None and normalize_pool._worker.alive
+    assert normalize_pool._workers and all(w.alive for w in normalize_pool._workers)
     os.environ["CROCT_PANDAS_WORKER"] = "0"
     try:
         here = run(pages_of(EVENTS))
@@ -88,30 +88,35 @@ def test_batches_come_back_in_page_order(worker: None) -> None:
 def test_a_dead_worker_loses_no_batch(worker: None) -> None:
     pages = pages_of(EVENTS)
     expected = run(pages)
-    worker_process = normalize_pool._worker
-    assert worker_process is not None
+    killed = list(normalize_pool._workers)
+    assert killed
     batcher = PageBatcher(size=1000)
     for i, page in enumerate(pages):
         batcher.add(page)
         if i == 2:
-            os.kill(worker_process.proc.pid, signal.SIGKILL)
+            for worker_process in killed:
+                os.kill(worker_process.proc.pid, signal.SIGKILL)
     batcher.flush()
     got = tables_of(batcher)
     assert all(got[t].equals(expected[t]) for t in expected) and list(got) == list(expected)
-    # the next batch starts a new worker
+    # the next batch starts new workers
+    for worker_process in killed:
+        worker_process.proc.wait(timeout=10)
+    time.sleep(0.2)  # the reader threads notice the exits
     run(pages[:2])
-    assert normalize_pool._worker is not None and normalize_pool._worker is not worker_process
+    assert normalize_pool._workers and not set(normalize_pool._workers) & set(killed)
 
 
 def test_the_worker_ignores_ctrl_c(worker: None) -> None:
     run(pages_of(EVENTS[:500]))
-    worker_process = normalize_pool._worker
-    assert worker_process is not None
-    os.kill(worker_process.proc.pid, signal.SIGINT)
+    started = list(normalize_pool._workers)
+    assert started
+    for worker_process in started:
+        os.kill(worker_process.proc.pid, signal.SIGINT)
     time.sleep(0.3)
-    assert worker_process.proc.poll() is None
+    assert all(worker_process.proc.poll() is None for worker_process in started)
     assert sum(t.num_rows for t in run(pages_of(EVENTS)).values()) == len(EVENTS)
-    assert normalize_pool._worker is worker_process
+    assert normalize_pool._workers == started
 
 
 def test_a_batch_the_worker_cannot_parse_fails_with_a_transport_error(worker: None) -> None:
@@ -126,13 +131,37 @@ def test_small_reads_and_pages_without_a_body_never_start_a_worker(inline: None)
     shutdown_worker()
     assert not worker_enabled()
     run(pages_of(EVENTS))
-    assert normalize_pool._worker is None
+    assert not normalize_pool._workers
 
 
 def test_hand_built_pages_are_normalised_here(worker: None) -> None:
     pages = [Page(p.items, p.metadata, p.next_cursor) for p in pages_of(EVENTS)]
     assert sum(t.num_rows for t in run(pages).values()) == len(EVENTS)
-    assert normalize_pool._worker is None
+    assert not normalize_pool._workers
+
+
+def test_pages_added_from_many_threads_keep_each_chains_order(worker: None) -> None:
+    import threading
+
+    events = [e for e in EVENTS if e["payload"]["@type"] == "pageOpened"]
+    chains = [events[i::4] for i in range(4)]
+    batcher = PageBatcher(size=120)
+
+    def follow(chain: list[dict]) -> None:
+        for page in pages_of(chain, size=30):
+            batcher.add(page)
+
+    threads = [threading.Thread(target=follow, args=(chain,)) for chain in chains]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    batcher.flush()
+    ids = tables_of(batcher)["pageOpened"].column("id").to_pylist()
+    assert sorted(ids) == sorted(e["id"] for e in events)
+    for chain in chains:
+        wanted = [e["id"] for e in chain]
+        assert [i for i in ids if i in set(wanted)] == wanted
 
 
 def test_normalize_bodies_reads_whole_response_bodies() -> None:
