@@ -65,8 +65,8 @@ class WorkerError(Exception):
 
 def worker_count() -> int:
     """How many worker processes batches may go to: ``CROCT_PANDAS_WORKER`` when set (``0``
-    turns them off), otherwise one per usable core beyond the first, at most two (this process
-    fetches and builds the frame meanwhile); none on a single core.
+    turns them off), otherwise one per usable core, at most two, and none on a single core
+    (this process fetches and builds the frame meanwhile, so two keep two cores busy).
 
     Examples
     --------
