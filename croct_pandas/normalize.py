@@ -214,7 +214,7 @@ def _all_known(event_type: str, items: list[Mapping[str, Any]]) -> bool:
     """True when no object of the group has a key the schema does not know (or a renamed
     one): then there is nothing to record item by item. Loops run in C (``map``)."""
     try:
-        if not all(map(CORE_KEYS.issuperset, items)):
+        if not CORE_KEYS.issuperset(_keys(items)):
             return False
         contexts = list(filter(None, map(_GET_CONTEXT, items)))
         if contexts and not _objects_known(contexts, context_node()):
@@ -224,11 +224,17 @@ def _all_known(event_type: str, items: list[Mapping[str, Any]]) -> bool:
         return False  # a value of another shape: the item-by-item check will say
 
 
+def _keys(objects: list[Any]) -> set[Any]:
+    """Every key of every object, in one C-level pass (faster than a check per object)."""
+    return set().union(*objects)
+
+
 def _objects_known(objects: list[Any], node: Node) -> bool:
-    if not all(map(node.known.issuperset, objects)):
+    keys = _keys(objects)
+    if not node.known.issuperset(keys):
         return False
     renamed = _renamed_keys(node)
-    if renamed and not all(map(renamed.isdisjoint, objects)):
+    if renamed and not renamed.isdisjoint(keys):
         return False
     for key, child in node.children.items():
         if isinstance(child, Node):
@@ -244,7 +250,7 @@ def _objects_known(objects: list[Any], node: Node) -> bool:
 
 
 def _struct_known(elements: list[Any], struct: pa.StructType) -> bool:
-    if not all(map(_names(struct).issuperset, elements)):
+    if not _names(struct).issuperset(_keys(elements)):
         return False
     for i in range(struct.num_fields):
         sub = struct.field(i)
