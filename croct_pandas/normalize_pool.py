@@ -208,7 +208,16 @@ def shutdown_worker() -> None:
         worker.close()
 
 
+def _forget_after_fork() -> None:
+    """A forked child must not write to its parent's workers' pipes: it starts its own."""
+    global _lock
+    _lock = threading.Lock()
+    _workers.clear()  # the child's copy of the list; the parent's workers are untouched
+
+
 atexit.register(shutdown_worker)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 class _Sent:

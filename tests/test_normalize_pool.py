@@ -164,6 +164,27 @@ def test_pages_added_from_many_threads_keep_each_chains_order(worker: None) -> N
         assert [i for i in ids if i in set(wanted)] == wanted
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+def test_a_forked_child_starts_its_own_workers_and_leaves_the_parents_alone(worker: None) -> None:
+    pages = pages_of(EVENTS)
+    expected = run(pages)
+    parents = list(normalize_pool._workers)
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 when its own workers gave the same tables
+        try:
+            got = run(pages)
+            same = list(got) == list(expected) and all(got[t].equals(expected[t]) for t in got)
+            mine = normalize_pool._workers and not set(normalize_pool._workers) & set(parents)
+            shutdown_worker()
+            os._exit(0 if same and mine else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert normalize_pool._workers == parents and all(w.alive for w in parents)
+    assert run(pages).keys() == expected.keys()
+
+
 def test_normalize_bodies_reads_whole_response_bodies() -> None:
     bodies = [orjson.dumps({"items": EVENTS[:10]}), orjson.dumps({"items": EVENTS[10:25]})]
     assert normalize_bodies(bodies).num_rows == 25
