@@ -4,18 +4,17 @@ Everything here works on whole columns: free-form objects and ``_croct_raw`` are
 *distinct* value (dictionary-encoded first), inference runs over the whole result, rows are
 sorted once and every column is gathered once (see ``Layout``). The Arrow work (per-type
 preparation, gathers) runs on a small thread pool when the input is large; whatever may warn
-runs on the calling thread, in column order, so warnings are the same either way.
+runs on the calling thread, in column order, so warnings are the same either way. The pool lives
+in :mod:`croct_pandas.frame_threads`, the placement in :mod:`croct_pandas.frame_layout`, the
+dtypes in :mod:`croct_pandas.frame_pandas`.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import orjson
@@ -28,10 +27,17 @@ from croct_pandas.frame_infer import (
     MISSING,
     Column,
     InferredValues,
-    Layout,
     build_inferred,
     flatten_objects,
 )
+from croct_pandas.frame_layout import Layout
+from croct_pandas.frame_pandas import (
+    DTYPE_BACKENDS,
+    _to_pandas,
+    check_dtype_backend,
+    read_parquet_frame,
+)
+from croct_pandas.frame_threads import _Workers
 from croct_pandas.normalize import RAW_COLUMN, storage_schema
 from croct_pandas.schema import (
     CONTEXT_FIELDS,
@@ -50,14 +56,9 @@ __all__ = [
     "read_parquet_frame",
 ]
 
-DTYPE_BACKENDS = (None, "numpy_nullable", "pyarrow")
 _TIME = pa.timestamp("ms", tz="UTC")
 _CORE = ("id", "type", "timestamp", "sessionId", "userId", "systemTimestamp")
 _TIME_CORE = ("timestamp", "systemTimestamp")
-#: fewer rows than this are gathered on the calling thread: threads would cost more than they save
-_THREADED_ROWS = 20_000
-_MAX_WORKERS = 4
-T = TypeVar("T")
 _CORE_ARROW = {
     "id": pa.string(),
     "timestamp": _TIME,
@@ -205,61 +206,6 @@ def _assemble(
     return _to_pandas(table, dtype_backend)
 
 
-class _Workers:
-    """Threads for the Arrow work (which releases the GIL), or the calling thread alone.
-
-    ``submit`` runs the call at once when there are no threads; either way its outcome (value
-    or exception) comes out of ``result()`` in the order the caller asks. Calls not started
-    when the block ends (an error left them unused) are cancelled.
-    """
-
-    def __init__(self, rows: int) -> None:
-        count = min(_MAX_WORKERS, os.cpu_count() or 1) if rows >= _THREADED_ROWS else 1
-        self._pool = _shared_pool(count) if count > 1 else None
-        self._futures: list[Future[Any]] = []
-
-    def __enter__(self) -> _Workers:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for future in self._futures:
-            future.cancel()
-        self._futures.clear()
-
-    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
-        if self._pool is not None:
-            future = self._pool.submit(fn, *args)
-            self._futures.append(future)
-            return future
-        future = Future()
-        try:
-            future.set_result(fn(*args))
-        except BaseException as error:  # handed to the caller by result(), as a pool would
-            future.set_exception(error)
-        return future
-
-    def map(self, fn: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
-        return [future.result() for future in [self.submit(fn, item) for item in items]]
-
-
-_POOL: tuple[int, ThreadPoolExecutor] | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _shared_pool(count: int) -> ThreadPoolExecutor:
-    """One pool for every call, made on first use (and again in a forked child).
-
-    Long-lived threads keep their allocator's memory warm: threads started per call made
-    Arrow's pool fault in fresh pages each time, which cost more than the threads saved.
-    """
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None or _POOL[0] != os.getpid():
-            # a child forked after the pool started has its objects but none of its threads
-            _POOL = (os.getpid(), ThreadPoolExecutor(count, "croct-frame"))
-        return _POOL[1]
-
-
 def _sort_indices(per_type: dict[str, pa.Table], types: list[str]) -> pa.Array:
     if not types:
         return pa.array([], pa.int64())
@@ -358,71 +304,6 @@ def _apply_raw(
             columns[path].add_raw(event_type, indices, values)
         else:
             inferred.add(path, event_type, indices, [None if v is missing else v for v in values])
-
-
-# -- to pandas -----------------------------------------------------------------------------
-
-
-def _to_pandas(table: pa.Table, dtype_backend: str | None) -> pd.DataFrame:
-    if dtype_backend == "pyarrow":
-        mapper = pd.ArrowDtype
-    else:
-        nullable_floats = dtype_backend == "numpy_nullable"
-
-        def mapper(t: pa.DataType) -> Any:
-            if pa.types.is_string(t) or pa.types.is_large_string(t):
-                return pd.StringDtype("pyarrow")
-            if pa.types.is_integer(t):
-                return pd.Int64Dtype()
-            if pa.types.is_boolean(t):
-                return pd.BooleanDtype()
-            if pa.types.is_floating(t) and nullable_floats:
-                return pd.Float64Dtype()
-            if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_struct(t):
-                return pd.ArrowDtype(t)
-            return None
-
-    frame = table.to_pandas(types_mapper=mapper, split_blocks=True, self_destruct=True)
-    return frame
-
-
-def read_parquet_frame(path: str, dtype_backend: str | None = None) -> pd.DataFrame:
-    """Read a frame that ``df.to_parquet()`` wrote, with the frame's dtypes.
-
-    ``pd.read_parquet`` cannot rebuild the ``ArrowDtype`` list-of-struct columns from pandas'
-    metadata (it raises "data type ... not understood"); this reads through pyarrow instead.
-
-    Examples
-    --------
-    >>> import tempfile, os
-    >>> from croct_pandas.emulator import generate_events
-    >>> from croct_pandas.normalize import normalize_items
-    >>> frame = build_frame(normalize_items(generate_events(users=20, days=1)).tables.items())
-    >>> path = os.path.join(tempfile.mkdtemp(), "events.parquet")
-    >>> frame.to_parquet(path)
-    >>> read_parquet_frame(path).equals(frame)
-    True
-    """
-    import json
-
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path)
-    metadata = table.schema.metadata or {}
-    frame = _to_pandas(table.replace_schema_metadata(None), dtype_backend)
-    attrs = metadata.get(b"PANDAS_ATTRS")
-    if attrs:
-        frame.attrs = json.loads(attrs)
-    return frame
-
-
-def check_dtype_backend(value: object) -> str | None:
-    """Validate ``dtype_backend`` the way pandas' readers do."""
-    if value not in DTYPE_BACKENDS:
-        raise ValueError(
-            f"dtype_backend must be None, 'numpy_nullable' or 'pyarrow', not {value!r}"
-        )
-    return value
 
 
 def warn_schema(message: str) -> None:

@@ -21,11 +21,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from croct_pandas import frame as frame_module
+from croct_pandas import frame_threads as frame_module
 from croct_pandas.emulator import generate_events
 from croct_pandas.errors import SchemaWarning
 from croct_pandas.frame import build_frame
-from croct_pandas.frame_infer import Layout, _categorical, _spread
+from croct_pandas.frame_infer import _categorical
+from croct_pandas.frame_layout import Layout, _spread
 from croct_pandas.normalize import normalize_items
 
 T0 = 1767225600000  # 2026-01-01T00:00:00Z
