@@ -29,9 +29,6 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
-import orjson
-
-from croct_pandas.errors import TransportError
 from croct_pandas.normalize import BATCH_EVENTS, NormalizedPage, normalize_items
 from croct_pandas.normalize_worker import normalize_bodies, read_message, write_message
 from croct_pandas.page import Page
@@ -239,11 +236,7 @@ class _Sent:
         except WorkerError as exc:
             logger.debug("normalising a batch here: %s", exc)
             assert self.bodies is not None
-            try:
-                return normalize_bodies(self.bodies)
-            except orjson.JSONDecodeError as error:
-                # numbers or escapes that the client's body check let through
-                raise TransportError(f"invalid JSON in a page's events: {error}") from None
+            return normalize_bodies(self.bodies)
 
 
 def _normalize_here(pages: Sequence[Page]) -> NormalizedPage:

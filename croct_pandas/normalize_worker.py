@@ -18,11 +18,11 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Any
 
-import orjson
 import pyarrow as pa
 
 from croct_pandas.gc_pause import paused_gc
 from croct_pandas.normalize import NormalizedPage, normalize_items
+from croct_pandas.page import load_events_json
 
 __all__ = ["normalize_bodies", "read_message", "write_message"]
 
@@ -42,7 +42,7 @@ def normalize_bodies(bodies: Sequence[bytes]) -> NormalizedPage:
     with paused_gc():
         items: list[Any] = []
         for body in bodies:
-            items.extend(orjson.loads(body)["items"])
+            items.extend(load_events_json(body)["items"])
         return normalize_items(items)
 
 

@@ -16,7 +16,7 @@ import orjson
 
 from croct_pandas.errors import TransportError
 
-__all__ = ["Page"]
+__all__ = ["Page", "load_events_json"]
 
 
 class _Envelope(msgspec.Struct):
@@ -92,14 +92,14 @@ class Page:
     @property
     def items(self) -> list[dict[str, Any]]:
         if self._items is None:
-            self._items = _load(self.body)["items"]
+            self._items = load_events_json(self.body)["items"]
         return self._items
 
     def last_item(self) -> dict[str, Any] | None:
         """The page's last event, parsing only that one."""
         if self._items is not None or self._raw is None:
             return self.items[-1] if self.items else None
-        return _load(memoryview(self._raw[-1])) if self._raw else None
+        return load_events_json(memoryview(self._raw[-1])) if self._raw else None
 
     def items_json(self) -> bytes:
         """The events as one JSON array, as sent when the body is at hand."""
@@ -127,7 +127,15 @@ class Page:
         )
 
 
-def _load(data: bytes | memoryview) -> Any:
+def load_events_json(data: bytes | memoryview) -> Any:
+    """Parse JSON that holds events: what the body check let through and orjson still refuses
+    (an out-of-range number, a lone surrogate escape) is a :class:`TransportError`.
+
+    Examples
+    --------
+    >>> load_events_json(b'{"items": []}')
+    {'items': []}
+    """
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
