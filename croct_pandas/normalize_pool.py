@@ -140,6 +140,8 @@ class _Worker:
                 self._fail("the worker exited")
                 return
             with self._lock:
+                if not self._waiting:  # failed already (the writer lost the pipe)
+                    return
                 future = self._waiting.popleft()
                 self.in_flight -= 1
             if status == "ok":
