@@ -139,7 +139,7 @@ class CacheSink:
         self._next_seq: dict[tuple[int | None, int], int] = {}
         self._chain_fetched: dict[tuple[int | None, int], int] = {}
         #: per chain: the first page normalised here (a resumed chain's earlier pages are on
-        #: disk only), its batcher and the batches so far
+        #: disk only) and its batcher
         self._first_seq: dict[tuple[int | None, int], int] = {}
         self._batchers: dict[tuple[int | None, int], PageBatcher] = {}
         self._planned = 0

@@ -7,7 +7,7 @@ gap are the chain's stored prefix: an interrupted chain resumes from the last on
 chain whose last page ended it (no next cursor, or no items) is complete and waits to be moved.
 
 Pages are staged as received rather than normalised because normalising ~10,000 events at a time
-(:class:`~croct_pandas.normalize.Batcher`) costs a quarter less than page by page: the sink
+(:class:`~croct_pandas.normalize_pool.PageBatcher`) costs a quarter less than page by page: the sink
 normalises each chain in batches as it arrives and hands the tables to the move, and only a chain
 left by an interrupted run is normalised from its staged pages.
 
@@ -46,7 +46,9 @@ from croct_pandas.cache_store import (
     write_partition,
 )
 from croct_pandas.errors import CacheError
-from croct_pandas.normalize import Batcher, NormalizedPage
+from croct_pandas.normalize import NormalizedPage
+from croct_pandas.normalize_pool import PageBatcher
+from croct_pandas.page import Page
 
 __all__ = [
     "Chain",
@@ -127,10 +129,11 @@ def read_items(path: str) -> list[dict[str, Any]]:
 
 def normalize_pages(paths: Sequence[str]) -> list[NormalizedPage]:
     """Staged pages normalised in batches, in page order."""
-    batcher = Batcher()
-    out = [batch for path in paths if (batch := batcher.add(read_items(path))) is not None]
-    last = batcher.flush()
-    return [*out, last] if last is not None else out
+    batcher = PageBatcher()
+    for path in paths:
+        batcher.add(Page(read_items(path), {}, None))  # no body: normalised here
+    batcher.flush()
+    return batcher.results()
 
 
 def _read_page_meta(path: str) -> dict[str, Any] | None:

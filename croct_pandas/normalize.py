@@ -41,7 +41,6 @@ from croct_pandas.schema import (
 __all__ = [
     "BATCH_EVENTS",
     "RAW_COLUMN",
-    "Batcher",
     "NormalizedPage",
     "event_type_of",
     "normalize_items",
@@ -49,7 +48,8 @@ __all__ = [
     "storage_schema",
 ]
 
-#: Events normalised per call when pages are batched (see :class:`Batcher`).
+#: Events normalised per call when pages are batched (see
+#: :class:`~croct_pandas.normalize_pool.PageBatcher`).
 BATCH_EVENTS = 10_000
 _SORTED = orjson.OPT_SORT_KEYS
 _GET_CONTEXT = methodcaller("get", "context")
@@ -128,36 +128,6 @@ def normalize_items(items: Iterable[Mapping[str, Any]]) -> NormalizedPage:
         out.tables[event_type], specs = _normalize_group(event_type, group)
         out.spec_versions |= specs
     return out
-
-
-class Batcher:
-    """Collects pages of wire events and normalises them about ``size`` events at a time.
-
-    Per-call costs (one Arrow conversion per event type) then stay small next to the work per
-    event, and no more than one batch is ever held as Python dicts.
-
-    Examples
-    --------
-    >>> batcher = Batcher(size=2)
-    >>> event = {"id": "e1", "timestamp": 1767225600000, "sessionId": "s", "userId": "u",
-    ...          "context": None, "payload": {"@type": "tabOpened", "tabId": "t"}}
-    >>> batcher.add([event]) is None, batcher.flush().num_rows
-    (True, 1)
-    """
-
-    def __init__(self, size: int = BATCH_EVENTS) -> None:
-        self.size = size
-        self._items: list[Mapping[str, Any]] = []
-
-    def add(self, items: Iterable[Mapping[str, Any]]) -> NormalizedPage | None:
-        """Buffer ``items``; return a normalised batch once ``size`` events are held."""
-        self._items.extend(items)
-        return self.flush() if len(self._items) >= self.size else None
-
-    def flush(self) -> NormalizedPage | None:
-        """Normalise whatever is held (None when nothing is)."""
-        items, self._items = self._items, []
-        return normalize_items(items) if items else None
 
 
 def _spec_of(item: Mapping[str, Any]) -> str:
