@@ -2,8 +2,9 @@
 
 Everything here works on whole columns: free-form objects and ``_croct_raw`` are parsed once per
 *distinct* value (dictionary-encoded first), inference runs over the whole result, rows are
-sorted once and every column is gathered once (see ``Layout``). The Arrow work (per-type
-preparation, gathers) runs on a small thread pool when the input is large; whatever may warn
+sorted once and every column is gathered once (see ``Layout``) and becomes its pandas column
+at once (see ``FrameBuilder``). The Arrow work (per-type preparation, gathers, conversions) runs
+on a small thread pool when the input is large; whatever may warn
 runs on the calling thread, in column order, so warnings are the same either way. The pool lives
 in :mod:`croct_pandas.frame_threads`, the placement in :mod:`croct_pandas.frame_layout`, the
 dtypes in :mod:`croct_pandas.frame_pandas`.
@@ -33,7 +34,7 @@ from croct_pandas.frame_infer import (
 from croct_pandas.frame_layout import Layout
 from croct_pandas.frame_pandas import (
     DTYPE_BACKENDS,
-    _to_pandas,
+    FrameBuilder,
     check_dtype_backend,
     read_parquet_frame,
 )
@@ -184,26 +185,37 @@ def _assemble(
         _apply_raw(t, per_type[t], inferred, columns)
     extra = build_inferred(flatten_objects(inferred), sizes_by_type=dict(zip(types, sizes)))
     names = _column_names(columns, extra, schema_cols)
+    builder = FrameBuilder(dtype_backend)
     taken = {}
     for name in names:
         col = columns.get(name) or extra.get(name)
         if col is not None and not (isinstance(col, Column) and col.raw):
             # pandas' string dtype holds large_string: made in the take, not cast by to_pandas
             text = large_text and col.enum is None
-            taken[name] = workers.submit(layout.take, col.present, col.type, text)
-    arrays: list[pa.Array] = []
+            # without an enum the take is the column: it becomes pandas' at once, so its Arrow
+            # copy is gone before most others are made
+            task = _pandas_take if col.enum is None else _arrow_take
+            taken[name] = workers.submit(task, layout, builder, col, text)
     for name in names:
         if name == "type":
-            arrays.append(_type_column(types, known_types, layout.row_types))
+            builder.add(name, _type_column(types, known_types, layout.row_types))
             continue
         col = columns.get(name) or extra[name]
         if isinstance(col, Column) and col.raw:
-            arrays.append(col.gather(name, layout))  # the fallback, not the take, makes it
+            builder.add(name, col.gather(name, layout))  # the fallback, not the take, makes it
+        elif col.enum is None:
+            builder.put(name, taken.pop(name).result())
         else:
-            arrays.append(col.gather(name, layout, taken[name].result()))
-    del per_type, taken
-    table = pa.Table.from_arrays(arrays, names=names)
-    return _to_pandas(table, dtype_backend)
+            builder.add(name, col.gather(name, layout, taken.pop(name).result()))
+    return builder.frame()
+
+
+def _arrow_take(layout: Layout, builder: FrameBuilder, col: Any, text: bool) -> pa.Array:
+    return layout.take(col.present, col.type, text)
+
+
+def _pandas_take(layout: Layout, builder: FrameBuilder, col: Any, text: bool) -> pd.Series:
+    return builder.convert(layout.take(col.present, col.type, text))
 
 
 def _sort_indices(per_type: dict[str, pa.Table], types: list[str]) -> pa.Array:

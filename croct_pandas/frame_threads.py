@@ -31,20 +31,23 @@ class _Workers:
     def __init__(self, rows: int) -> None:
         count = min(_MAX_WORKERS, os.cpu_count() or 1) if rows >= _THREADED_ROWS else 1
         self._pool = _shared_pool(count) if count > 1 else None
-        self._futures: list[Future[Any]] = []
+        self._futures: set[Future[Any]] = set()
 
     def __enter__(self) -> _Workers:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for future in self._futures:
+        for future in list(self._futures):
             future.cancel()
         self._futures.clear()
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         if self._pool is not None:
             future = self._pool.submit(fn, *args)
-            self._futures.append(future)
+            # only calls still to run are kept (for cancelling): a finished call's value
+            # belongs to whoever asked for it, and goes once they drop it
+            self._futures.add(future)
+            future.add_done_callback(self._futures.discard)
             return future
         future = Future()
         try:
