@@ -2,9 +2,10 @@
 
 Parsing JSON into dicts and converting dicts to Arrow both hold the GIL, so the export's threads
 cannot share that work; a process can. A :class:`PageBatcher` collects one slice's pages and
-normalises them about ``BATCH_EVENTS`` at a time: in the worker when it has room (the bodies go
-to it as received and the tables come back pickled), otherwise right here from the items the
-client already parsed, so neither side waits for the other. The result is the same either way
+normalises them about ``BATCH_EVENTS`` at a time: in a worker while it holds fewer than
+``MAX_IN_FLIGHT`` batches (the bodies go to it as received and the tables come back pickled),
+otherwise right here from the items the client already parsed, so neither side waits long for
+the other. The result is the same either way
 and comes back in page order.
 
 The workers (:mod:`croct_pandas.normalize_worker`) are plain child processes, one per usable
@@ -37,8 +38,10 @@ __all__ = ["PageBatcher", "WorkerError", "shutdown_worker", "worker_count", "wor
 
 logger = logging.getLogger("croct_pandas.normalize")
 
-#: Batches handed to the worker and not yet back; more are normalised in the caller's thread.
-MAX_IN_FLIGHT = 4
+#: Batches handed to a worker and not yet back; more are normalised in the caller's thread.
+#: High on purpose: a batch normalised here holds its events as Python dicts in this process
+#: (whose memory the allocator keeps), a queued one only its response bodies.
+MAX_IN_FLIGHT = 32
 #: The smallest batch that starts the worker: reads smaller than this never pay its start-up.
 START_EVENTS = 2_000
 
