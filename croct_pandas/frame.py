@@ -4,8 +4,8 @@ Everything here works on whole columns: free-form objects and ``_croct_raw`` are
 *distinct* value (dictionary-encoded first), inference runs over the whole result, rows are
 sorted once and every column is gathered once (see ``Layout``) and becomes its pandas column
 at once (see ``FrameBuilder``). The Arrow work (per-type preparation, gathers, conversions) runs
-on a small thread pool when the input is large; whatever may warn
-runs on the calling thread, in column order, so warnings are the same either way. The pool lives
+on a small thread pool when the input is large; whatever may warn runs on the calling thread, in
+column order, so warnings are the same either way. The pool lives
 in :mod:`croct_pandas.frame_threads`, the placement in :mod:`croct_pandas.frame_layout`, the
 dtypes in :mod:`croct_pandas.frame_pandas`.
 """

@@ -16,7 +16,7 @@ another type, a renamed key, a list element with unknown keys) goes value by val
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from operator import methodcaller
@@ -164,7 +164,7 @@ def _normalize_fast(event_type: str, items: list[Mapping[str, Any]]) -> tuple[pa
             continue
         leaves = _flatten(converted)
         try:
-            table = _storage_table(event_type, items, leaves, variant, raw)
+            table = _storage_table(event_type, items, leaves, raw, _dict_values(items))
         except _CONVERSION_ERRORS:
             continue
         return table, _specs(items, leaves)
@@ -371,10 +371,13 @@ def _storage_table(
     event_type: str,
     items: list[Mapping[str, Any]],
     leaves: dict[str, Any],
-    variant: int,
     raw: Raw,
+    values_at: Callable[[str, tuple[str, ...]], list[Any]],
 ) -> pa.Table:
-    n = len(items)
+    """One group's storage table from its converted ``leaves``; ``values_at(prefix, path)``
+    gives the Python values of the fields built in Python (``items`` is only read for events
+    without an id)."""
+    n = len(leaves["timestamp"])
     cols: dict[str, Any] = {
         "id": _ids(items, leaves),
         "timestamp": _time(leaves["timestamp"]),
@@ -382,24 +385,20 @@ def _storage_table(
         "userId": leaves["userId"],
         "systemTimestamp": _time(leaves["systemTimestamp"]),
     }
-    contexts: list[Any] | None = None
     for f in CONTEXT_FIELDS:
         name = "context." + f.name
         if f.kind == "map":
-            if contexts is None:
-                contexts = list(map(_GET_CONTEXT, items))
-            cols[name] = _maps(contexts, f.path)
+            cols[name] = _maps(values_at("context.", f.path))
         else:
-            cols[name] = _kind(f, leaves[name], variant)
-    payloads = list(map(_GET_PAYLOAD, items))
+            cols[name] = _kind(f, leaves[name])
     for f in fields_for(event_type):
         name = "payload." + f.name
         if f.kind == "map":
-            cols[name] = _maps(payloads, f.path)
+            cols[name] = _maps(values_at("payload.", f.path))
         elif _in_python(f):
-            cols[name] = convert_list(f, _values_at(payloads, f.path), name, raw)
+            cols[name] = convert_list(f, values_at("payload.", f.path), name, raw)
         else:
-            cols[name] = _kind(f, leaves[name], variant)
+            cols[name] = _kind(f, leaves[name])
     cols[RAW_COLUMN] = raw.column(n)
     schema = storage_schema(event_type)
     return pa.Table.from_arrays([cols[name] for name in schema.names], schema=schema)
@@ -422,7 +421,7 @@ def _time(values: pa.Array) -> pa.Array:
     return pc.cast(pc.cast(values, pa.int64()), _TIME)
 
 
-def _kind(f: Field, values: pa.Array, variant: int) -> pa.Array:
+def _kind(f: Field, values: pa.Array) -> pa.Array:
     kind = f.kind
     if kind == "enum":
         if f.enum in CODE_ENUMS:
@@ -434,10 +433,24 @@ def _kind(f: Field, values: pa.Array, variant: int) -> pa.Array:
         return pc.cast(values, pa.int64())
     if kind == "numstr_float":
         return pc.cast(values, pa.float64())
-    if kind == "langs" and variant == 1:
+    if kind == "langs" and pa.types.is_list(values.type):
         return pc.binary_join(values, ",")
     target = arrow_type(f)
     return values if values.type == target else pc.cast(values, target)
+
+
+def _dict_values(items: list[Mapping[str, Any]]) -> Callable[[str, tuple[str, ...]], list[Any]]:
+    """``values_at`` of :func:`_storage_table` for wire events as dicts."""
+    roots: dict[str, list[Any]] = {}
+
+    def values_at(prefix: str, path: tuple[str, ...]) -> list[Any]:
+        objects = roots.get(prefix)
+        if objects is None:
+            get = _GET_CONTEXT if prefix == "context." else _GET_PAYLOAD
+            objects = roots[prefix] = list(map(get, items))
+        return _values_at(objects, path)
+
+    return values_at
 
 
 def _values_at(objects: list[Any], path: tuple[str, ...]) -> list[Any]:
@@ -450,9 +463,8 @@ def _values_at(objects: list[Any], path: tuple[str, ...]) -> list[Any]:
     return values
 
 
-def _maps(objects: list[Any], path: tuple[str, ...]) -> pa.Array:
+def _maps(values: list[Any]) -> pa.Array:
     """Free-form objects as sorted-key JSON text (None stays null)."""
-    values = _values_at(objects, path)
     if values.count(None) == len(values):
         return pa.nulls(len(values), pa.string())
     if not all(v.__class__ is dict for v in values if v is not None):

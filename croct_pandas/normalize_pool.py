@@ -31,7 +31,12 @@ from concurrent.futures import Future
 from typing import Any
 
 from croct_pandas.normalize import BATCH_EVENTS, NormalizedPage, normalize_items
-from croct_pandas.normalize_worker import normalize_bodies, read_message, write_message
+from croct_pandas.normalize_worker import (
+    normalize_bodies,
+    read_message,
+    unpack_page,
+    write_message,
+)
 from croct_pandas.page import Page
 
 __all__ = ["PageBatcher", "WorkerError", "shutdown_worker", "worker_count", "worker_enabled"]
@@ -147,10 +152,12 @@ class _Worker:
                     return
                 future = self._waiting.popleft()
                 self.in_flight -= 1
-            if status == "ok":
-                future.set_result(value)
-            else:
-                future.set_exception(WorkerError(value))
+            try:
+                if status != "ok":
+                    raise WorkerError(value)
+                future.set_result(unpack_page(value))
+            except Exception as exc:  # a reply that does not unpack is a failed batch
+                future.set_exception(exc if isinstance(exc, WorkerError) else WorkerError(exc))
 
     def _fail(self, reason: str) -> None:
         with self._lock:
@@ -245,6 +252,9 @@ class _Sent:
 
 
 def _normalize_here(pages: Sequence[Page]) -> NormalizedPage:
+    bodies = [page.body for page in pages]
+    if all(bodies):
+        return normalize_bodies(bodies)  # typed when it can be: no dicts at all
     items: list[Any] = []
     for page in pages:
         items.extend(page.items)

@@ -3,10 +3,10 @@
 Started by :mod:`croct_pandas.normalize_pool` as a plain child process running :func:`main`, so
 no start method has to import the user's ``__main__`` again. Each message is a pickle
 (protocol 5) with its large buffers sent beside it, each preceded by its length: a list of
-response bodies in, and ``("ok", NormalizedPage)`` or ``("error", text)`` out, one answer per
-request, in order. The worker never sees the API key (bodies are responses, not requests),
-ignores Ctrl-C (the interrupt belongs to the export that started it) and ends when its stdin
-closes.
+response bodies in, and ``("ok", pack_page(NormalizedPage))`` (the tables in Arrow's IPC format)
+or ``("error", text)`` out, one answer per request, in order. The worker never sees the API key
+(bodies are responses, not requests), ignores Ctrl-C (the interrupt belongs to the export that
+started it) and ends when its stdin closes.
 """
 
 from __future__ import annotations
@@ -22,15 +22,17 @@ import pyarrow as pa
 
 from croct_pandas.gc_pause import paused_gc
 from croct_pandas.normalize import NormalizedPage, normalize_items
+from croct_pandas.normalize_typed import normalize_bodies_typed
 from croct_pandas.page import load_events_json
 
-__all__ = ["normalize_bodies", "read_message", "write_message"]
+__all__ = ["normalize_bodies", "pack_page", "read_message", "unpack_page", "write_message"]
 
 _HEADER = struct.Struct("<Q")
 
 
 def normalize_bodies(bodies: Sequence[bytes]) -> NormalizedPage:
-    """Normalise the items of whole ``GET /export/events`` response bodies, in order.
+    """Normalise the items of whole ``GET /export/events`` response bodies, in order: typed
+    (:mod:`croct_pandas.normalize_typed`) when the batch allows, else through dicts.
 
     Examples
     --------
@@ -38,12 +40,45 @@ def normalize_bodies(bodies: Sequence[bytes]) -> NormalizedPage:
     ...         b' "userId": "u", "payload": {"@type": "tabOpened", "tabId": "t"}}]}')
     >>> normalize_bodies([body, body]).tables["tabOpened"].num_rows
     2
+    >>> odd = body.replace(b'"tabId"', b'"tabKey"')  # a key the schema does not know
+    >>> normalize_bodies([odd]).tables["tabOpened"].column("_croct_raw").to_pylist()
+    ['{"payload.tabKey":"t"}']
     """
     with paused_gc():
+        typed = normalize_bodies_typed(bodies)
+        if typed is not None:
+            return typed
         items: list[Any] = []
         for body in bodies:
             items.extend(load_events_json(body)["items"])
         return normalize_items(items)
+
+
+def pack_page(page: NormalizedPage) -> tuple[dict[str, pa.Buffer], set[str]]:
+    """A normalised batch as the worker sends it: each table in Arrow's IPC stream format, one
+    buffer per table (pickling ~1,000 arrays one by one took ten times longer).
+
+    Examples
+    --------
+    >>> page = NormalizedPage({"t": pa.table({"n": [1, 2]})}, {"0.7"})
+    >>> unpack_page(pack_page(page)).tables["t"].column("n").to_pylist()
+    [1, 2]
+    """
+    packed = {}
+    for event_type, table in page.tables.items():
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        packed[event_type] = sink.getvalue()
+    return packed, page.spec_versions
+
+
+def unpack_page(packed: tuple[dict[str, Any], set[str]]) -> NormalizedPage:
+    """The batch :func:`pack_page` sent; the tables use the received memory as it is."""
+    tables, spec_versions = packed
+    return NormalizedPage(
+        {t: pa.ipc.open_stream(data).read_all() for t, data in tables.items()}, spec_versions
+    )
 
 
 def write_message(stream: IO[bytes], obj: Any) -> None:
@@ -103,7 +138,7 @@ def main() -> None:
         except EOFError:
             return
         try:
-            reply: tuple[str, Any] = ("ok", normalize_bodies(bodies))
+            reply: tuple[str, Any] = ("ok", pack_page(normalize_bodies(bodies)))
         except Exception as exc:  # the caller normalises the batch itself and reports it
             reply = ("error", f"{type(exc).__name__}: {exc}"[:500])
         write_message(replies, reply)
