@@ -8,13 +8,15 @@ At least 3 rounds, each with a fresh cache folder; medians and the median per-ro
 
 Target (issue 4): warm at least 20x faster than cold, zero requests.
 
-Measured on the 2-core box (load ~1), 204,811 events: cold 7.4 s, warm 0.78 s (263,000
-events/s), median ratio 9.3x, warm requests 0. Where a warm read's time goes (5 reads,
-0.67-0.87 s): reading the 175 (type, day) Parquet files 0.25-0.35 s (4 threads; snappy, a fixed
-cost per file and column that reading only non-null columns does not change), assembling the
-frame (``build_frame``: sort, spread, to pandas) 0.36-0.53 s, key fingerprint, manifest and
-plan ~0.03 s. With the cold export at 7.4 s, 20x means a warm read of 0.37 s: about what
-decoding the Parquet files alone takes here.
+Measured on the 2-core box (load ~1), 204,811 events: cold 6.3 s, warm 0.83 s (246,000
+events/s), median ratio 7.7x, warm requests 0 (the cold export got faster again, 7.4 s -> 6.3 s,
+when bodies began to be decoded straight to typed objects). Where a warm read's time goes
+(0.5-0.9 s): reading the 175 (type, day) Parquet files 0.2-0.35 s (4 threads; snappy, a fixed
+cost of ~70 us per file and column, 2,947 column chunks; no compression, no dictionaries or
+bigger pages change it by less than a quarter), assembling the frame (``build_frame``: sort,
+spread, to pandas) 0.25-0.5 s, key fingerprint, manifest and plan ~0.03 s. With the cold export
+at 6.3 s, 20x means a warm read of 0.31 s: about what decoding the Parquet files alone takes
+here.
 
     .venv/bin/python benchmarks/cache.py [--rounds 3] [--latency 0.05] [--users 2500] [--days 7]
 """

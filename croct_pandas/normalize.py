@@ -7,10 +7,12 @@ held, free-form objects as JSON text, and ``_croct_raw`` (JSON text, column -> v
 holding every value that did not fit and every field the schema does not know. The cache stores
 exactly these tables, and :mod:`croct_pandas.frame` turns them into the frame.
 
-The fast path converts a whole group of events with one ``pyarrow.array`` call against the
-type's struct and fixes kinds up with vectorised casts; a group that does not fit it (a value of
-another type, a renamed key, a list element with unknown keys) goes value by value through
-:mod:`croct_pandas.normalize_slow`. Python dicts live only for one page.
+Whole response bodies usually skip the dicts altogether (:mod:`croct_pandas.normalize_typed`,
+which shares :func:`_storage_table` with this module). From dicts, the fast path converts a
+whole group of events with one ``pyarrow.array`` call against the type's struct and fixes kinds
+up with vectorised casts; a group that does not fit it (a value of another type, a renamed key,
+a list element with unknown keys) goes value by value through
+:mod:`croct_pandas.normalize_slow`. Python dicts live only for one batch.
 """
 
 from __future__ import annotations

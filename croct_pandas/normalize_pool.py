@@ -3,10 +3,9 @@
 Parsing JSON into dicts and converting dicts to Arrow both hold the GIL, so the export's threads
 cannot share that work; a process can. A :class:`PageBatcher` collects one slice's pages and
 normalises them about ``BATCH_EVENTS`` at a time: in a worker while it holds fewer than
-``MAX_IN_FLIGHT`` batches (the bodies go to it as received and the tables come back pickled),
-otherwise right here from the items the client already parsed, so neither side waits long for
-the other. The result is the same either way
-and comes back in page order.
+``MAX_IN_FLIGHT`` batches (the bodies go to it as received and the tables come back in Arrow's
+IPC format), otherwise right here, so neither side waits long for the other. The result is the
+same either way and comes back in page order.
 
 The workers (:mod:`croct_pandas.normalize_worker`) are plain child processes, one per usable
 core up to two, started by the first batch of ``START_EVENTS`` or more (small reads never start
