@@ -43,7 +43,7 @@ __all__ = ["PageBatcher", "WorkerError", "shutdown_worker", "worker_count", "wor
 logger = logging.getLogger("croct_pandas.normalize")
 
 #: Batches handed to a worker and not yet back; more are normalised in the caller's thread.
-#: High on purpose: a batch normalised here holds its events as Python dicts in this process
+#: High on purpose: a batch normalised here holds its events as Python objects in this process
 #: (whose memory the allocator keeps), a queued one only its response bodies.
 MAX_IN_FLIGHT = 32
 #: The smallest batch that starts the worker: reads smaller than this never pay its start-up.
