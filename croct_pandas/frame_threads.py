@@ -74,5 +74,7 @@ def _shared_pool(count: int) -> ThreadPoolExecutor:
     with _POOL_LOCK:
         if _POOL is None or _POOL[0] != os.getpid():
             # a child forked after the pool started has its objects but none of its threads
-            _POOL = (os.getpid(), ThreadPoolExecutor(count, "croct-frame"))
+            # named apart from an export's "croct" threads, which end with the export: these
+            # live as long as the process
+            _POOL = (os.getpid(), ThreadPoolExecutor(count, "frame-builder"))
         return _POOL[1]
