@@ -160,6 +160,8 @@ def _normalize_fast(event_type: str, items: list[Mapping[str, Any]]) -> tuple[pa
     if not _all_known(event_type, items):
         _check_keys(event_type, items, raw)
     for variant in (0, 1):
+        if not _lists_are_lists(event_type, items, variant):
+            raise _NotFast
         try:
             converted = pa.array(items, type=_item_type(event_type, variant))
         except _CONVERSION_ERRORS:
@@ -222,6 +224,9 @@ def _objects_known(objects: list[Any], node: Node) -> bool:
 
 
 def _struct_known(elements: list[Any], struct: pa.StructType) -> bool:
+    # pyarrow would also take a list of values for a struct, field by field: objects only
+    if not all(e.__class__ is dict for e in elements):
+        return False
     if not _names(struct).issuperset(_keys(elements)):
         return False
     for i in range(struct.num_fields):
@@ -270,6 +275,33 @@ def _check_node(pairs: list[tuple[int, Any]], node: Node, prefix: str, raw: Raw)
                     value = obj.get(key)
                     if value is not None and not _elements_known(value, element):
                         raise _NotFast
+
+
+def _lists_are_lists(event_type: str, items: list[Mapping[str, Any]], variant: int) -> bool:
+    """Whether every value converted as a list of text is a list: pyarrow would take a text
+    for the list of its characters (the value-by-value path keeps such values raw)."""
+    for root, path in _list_paths(event_type, variant):
+        objects = list(map(_GET_CONTEXT if root == "context" else _GET_PAYLOAD, items))
+        try:
+            if not all(v is None or v.__class__ is list for v in _values_at(objects, path)):
+                return False
+        except AttributeError:
+            return False  # a level that is not an object: the key checks refuse it as well
+    return True
+
+
+@cache
+def _list_paths(event_type: str, variant: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The fields converted as lists of plain values (lists of objects are checked by key)."""
+    paths = []
+    for root, fields in (("context", CONTEXT_FIELDS), ("payload", fields_for(event_type))):
+        for f in fields:
+            if _in_python(f):
+                continue
+            conversion = _conversion_type(f, variant)
+            if pa.types.is_list(conversion) and not pa.types.is_struct(conversion.value_type):
+                paths.append((root, f.path))
+    return tuple(paths)
 
 
 @cache

@@ -243,8 +243,11 @@ def convert_list(f: Field, values: list[Any], path: str, raw: Raw) -> pa.Array:
 
 
 def _json_values(operations: list[Any]) -> list[Any]:
-    out = []
+    out: list[Any] = []
     for op in operations:
+        if op is None:
+            out.append(None)  # a null operation stays null
+            continue
         op = dict(op)
         if "value" in op:
             op["value"] = orjson.dumps(op["value"], option=_SORTED).decode()

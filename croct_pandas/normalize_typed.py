@@ -31,7 +31,7 @@ from croct_pandas.normalize import (
     _struct_known,
 )
 from croct_pandas.normalize_tree import Node, Raw, context_node, payload_node
-from croct_pandas.schema import EVENT_TYPES, arrow_type
+from croct_pandas.schema import EVENT_TYPES
 
 __all__ = ["normalize_bodies_typed"]
 
@@ -63,7 +63,7 @@ def normalize_bodies_typed(bodies: Sequence[bytes | memoryview]) -> NormalizedPa
         for body in bodies:
             for event in decode(body).items:
                 groups.setdefault(event.payload.__class__, []).append(event)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         return None
     out = NormalizedPage()
     for cls, events in groups.items():
@@ -77,25 +77,37 @@ def normalize_bodies_typed(bodies: Sequence[bytes | memoryview]) -> NormalizedPa
 
 
 def _group_table(event_type: str, events: list[Any]) -> pa.Table | None:
+    # the dict path's order: the whole group in one spelling of the text-or-number fields,
+    # then the other; what neither takes is declined (the dict path then goes value by value)
+    for variant in (0, 1):
+        try:
+            return _group_table_as(event_type, events, variant)
+        except _CONVERSION_ERRORS:
+            continue
+        except (_NotFast, TypeError, ValueError):
+            # a shape the dict path handles field by field, or a value orjson refuses to write
+            # (an integer beyond 64 bits in a free-form object)
+            return None
+    return None
+
+
+def _group_table_as(event_type: str, events: list[Any], variant: int) -> pa.Table | None:
     n = len(events)
     leaves: dict[str, pa.Array] = {}
-    try:
-        for name, type_ in _CORE:
-            leaves[name] = pa.array(list(map(attrgetter(name), events)), type_)
-        # only spec 0.7.x events that carry their id: the dict path tells the others apart
-        if leaves["id"].null_count or leaves["eventId"].null_count != n:
-            return None
-        objects: dict[str, list[Any]] = {}
-        contexts = list(map(_CONTEXT, events))
-        _read_node(contexts, context_node(), _context_class(), "context.", leaves, objects)
-        payloads = list(map(_PAYLOAD, events))
-        _read_node(payloads, payload_node(event_type), payloads[0].__class__, "payload.", leaves,
-                   objects)  # fmt: skip
-        return _storage_table(
-            event_type, [], leaves, Raw(), lambda prefix, path: objects[prefix + ".".join(path)]
-        )
-    except (_NotFast, *_CONVERSION_ERRORS):
+    for name, type_ in _CORE:
+        leaves[name] = pa.array(list(map(attrgetter(name), events)), type_)
+    # only spec 0.7.x events that carry their id: the dict path tells the others apart
+    if leaves["id"].null_count or leaves["eventId"].null_count != n:
         return None
+    objects: dict[str, list[Any]] = {}
+    contexts = list(map(_CONTEXT, events))
+    _read_node(contexts, context_node(), _context_class(), "context.", leaves, objects, variant)
+    payloads = list(map(_PAYLOAD, events))
+    node, cls = payload_node(event_type), payloads[0].__class__
+    _read_node(payloads, node, cls, "payload.", leaves, objects, variant)
+    return _storage_table(
+        event_type, [], leaves, Raw(), lambda prefix, path: objects[prefix + ".".join(path)]
+    )
 
 
 _CONTEXT = attrgetter("context")
@@ -109,9 +121,10 @@ def _read_node(
     prefix: str,
     leaves: dict[str, pa.Array],
     values: dict[str, list[Any]],
+    variant: int,
 ) -> None:
-    """Fill ``leaves`` (Arrow arrays in the conversion types) and ``values`` (Python values of
-    the fields built in Python) from ``objects`` (instances of ``cls`` or None)."""
+    """Fill ``leaves`` (Arrow arrays in the conversion types of ``variant``) and ``values``
+    (Python values of the fields built in Python) from ``objects`` (``cls`` or None)."""
     if None in objects:
         empty = _empty(cls)
         objects = [empty if o is None else o for o in objects]
@@ -120,30 +133,27 @@ def _read_node(
         column = list(map(attrgetter(key), objects))
         name = prefix + key
         if isinstance(child, Node):
-            _read_node(column, child, hints[key], name + ".", leaves, values)
+            _read_node(column, child, hints[key], name + ".", leaves, values, variant)
         elif _in_python(child):
             values[name] = column
         else:
-            leaves[name] = _convert(child, column)
+            leaves[name] = _convert(child, column, variant)
 
 
-def _convert(f: Any, column: list[Any]) -> pa.Array:
-    """The column in the dict path's conversion type: the first of its variants that fits."""
-    first = _conversion_type(f, 0)
-    try:
-        converted = pa.array(column, first)
-    except _CONVERSION_ERRORS:
-        second = _conversion_type(f, 1)
-        if second == first:
-            raise
-        converted = pa.array(column, second)
-    target = arrow_type(f)
-    if pa.types.is_list(target) and pa.types.is_struct(target.value_type):
-        # list elements are plain dicts here: their keys are checked as the dict path does
-        elements = [e for values in column if values for e in values]
-        if elements and not _struct_known(elements, target.value_type):
+def _convert(f: Any, column: list[Any], variant: int) -> pa.Array:
+    """The column in the dict path's conversion type for ``variant``."""
+    conversion = _conversion_type(f, variant)
+    if pa.types.is_list(conversion):
+        # pyarrow would take a text for a list of its characters: the dict path keeps such
+        # values raw, value by value
+        if not all(v is None or v.__class__ is list for v in column):
             raise _NotFast
-    return converted
+        if pa.types.is_struct(conversion.value_type):
+            # list elements are plain dicts here: their keys are checked as the dict path does
+            elements = [e for values in column if values for e in values if e is not None]
+            if elements and not _struct_known(elements, conversion.value_type):
+                raise _NotFast
+    return pa.array(column, conversion)
 
 
 # -- the typed classes ------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Each test builds response bodies the Export API could send (or a broken server c
 checks that ``normalize_bodies_typed`` either declines (None) or gives exactly the tables that
 ``normalize_items`` makes from the same bodies parsed with orjson: columns, dtypes, values, nulls,
 ``_croct_raw`` and ``spec_versions``. Where it declines, ``normalize_bodies`` must still equal the
-dict path. Known discrepancies are strict ``xfail`` tests whose reason names the bug.
+dict path. The tests under "what once broke" pin inputs that used to make the two differ.
 """
 
 from __future__ import annotations
@@ -236,8 +236,6 @@ def test_lists_empty_null_and_of_another_shape(shop):
     located[0]["payload"]["location"]["languages"] = []
     located[1]["payload"]["location"]["languages"] = [None, "en"]
     located[2]["payload"]["location"]["tags"] = None
-    # a string in a list-of-strings field: both paths make a list of its characters today
-    located[3]["payload"]["location"]["languages"] = "en"
     audiences = of(shop, "audienceMatched", 4)
     audiences[0]["payload"]["audienceIds"] = []
     audiences[1]["payload"]["audienceIds"] = [{}]
@@ -249,6 +247,24 @@ def test_lists_empty_null_and_of_another_shape(shop):
     other = of(shop, "cartViewed", 3)
     other[1]["payload"]["cart"]["items"][0]["product"] = ["name"]
     assert_typed([body(other)], declined=True)
+
+
+def test_a_text_where_a_list_of_texts_belongs_is_kept_raw_not_split(shop):
+    # pyarrow would read "en" as ["e", "n"]: both paths keep the value raw instead
+    located = of(shop, "locationDetected", 4)
+    located[1]["payload"]["location"]["languages"] = "en"
+    assert_typed([body(located)], declined=True)
+    table = normalize_bodies([body(located)]).tables["locationDetected"]
+    assert table.column("payload.location.languages")[1].as_py() is None
+    assert orjson.loads(table.column("_croct_raw")[1].as_py()) == {
+        "payload.location.languages": "en"
+    }
+    opened = of(shop, "pageOpened", 4)
+    opened[0]["payload"]["preferredLanguages"] = ["en-US", "pt"]
+    opened[1]["payload"]["preferredLanguages"] = "en-US,pt"
+    assert_typed([body(opened)], declined=True)
+    languages = normalize_bodies([body(opened)]).tables["pageOpened"]
+    assert languages.column("payload.preferredLanguages").to_pylist()[:2] == ["en-US,pt"] * 2
 
 
 def test_patch_operations(shop):
@@ -354,32 +370,18 @@ def test_wrong_kinds_are_declined_or_equal(shop):
         assert_typed([body(events)], declined=None)
 
 
-# -- what breaks ------------------------------------------------------------------------------
+# -- what once broke -------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="normalize_typed._convert passes list-of-struct elements to _struct_known, whose "
-    "set().union(*elements) fails on a null element: TypeError instead of a table (the dict "
-    "path skips null elements and keeps them as null)",
-)
 @pytest.mark.parametrize("event_type", ["cartViewed", "audienceMatched"])
 def test_null_element_in_a_list_of_structs(shop, event_type):
     events = of(shop, event_type, 3)
     payload = events[0]["payload"]
     values = payload["cart"]["items"] if event_type == "cartViewed" else payload["audienceIds"]
     values.append(None)
-    assert_typed([body(events)], declined=None)
+    assert_typed([body(events)], declined=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="msgspec decodes integers beyond 64 bits exactly, orjson.dumps (in _maps and "
-    "convert_list's _json_values) refuses them: TypeError, where orjson.loads on the dict "
-    "path reads them as floats",
-)
 @pytest.mark.parametrize("where", ["details", "taxes", "patch"])
 def test_integer_beyond_64_bits_in_a_free_form_value(shop, where):
     if where == "details":
@@ -391,7 +393,7 @@ def test_integer_beyond_64_bits_in_a_free_form_value(shop, where):
     else:
         events = of(shop, "userSignedUp", 3)
         events[0]["payload"]["patch"] = {"operations": [{"type": "set", "path": "n", "value": BIG}]}
-    assert_typed([with_big(events, b"18446744073709551616")], declined=None)
+    assert_typed([with_big(events, b"18446744073709551616")], declined=True)
 
 
 def _slots(shop, major: Any, minor: Any) -> list[dict[str, Any]]:
@@ -404,60 +406,50 @@ def _slots(shop, major: Any, minor: Any) -> list[dict[str, Any]]:
     return events
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="one numstr column as text and the other as numbers sends the dict path's group "
-    "value by value (normalize_slow), but the typed path picks a variant per column and keeps "
-    "Arrow's casts: '0x1F' becomes 31 and true becomes 1 (and true in timestamp 1 ms) where "
-    "the dict path gives null and keeps the value in _croct_raw",
-)
 @pytest.mark.parametrize(
     ("major", "minor", "timestamp"),
     [("0x1F", 4, None), ("3", True, None), ("3", 4, True)],
     ids=["hex-text", "bool-number", "bool-timestamp"],
 )
 def test_mixed_spellings_with_values_only_arrow_accepts(shop, major, minor, timestamp):
+    # the dict path goes value by value here (null, value kept raw): so does the fallback
     events = _slots(shop, major, minor)
     if timestamp is not None:
         events[0]["timestamp"] = timestamp
-    assert_typed([body(events)], declined=None)
+    assert_typed([body(events)], declined=True)
 
 
-def test_mixed_spellings_with_clean_values_hold(shop):
-    assert_typed([body(_slots(shop, "3", 4))])
-    assert_typed([body(_slots(shop, "007", 4.0))])
+def test_mixed_spellings_are_declined_and_read_value_by_value(shop):
+    assert_typed([body(_slots(shop, "3", 4))], declined=True)
+    assert_typed([body(_slots(shop, "007", 4.0))], declined=True)
+    assert_typed([body(_slots(shop, "3", "4"))], declined=False)
+    assert_typed([body(_slots(shop, 3, 4.0))], declined=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='an explicit "eventId": null is 0.8 for the dict path\'s value-by-value _spec_of '
-    "('eventId' in item) but the typed path always reports {'0.7'}",
-)
 def test_explicit_null_event_id_in_a_group_that_goes_value_by_value(shop):
     events = _slots(shop, "3", 4)
     events[0]["eventId"] = None
-    assert_typed([body(events)], declined=None)
+    assert_typed([body(events)], declined=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="msgspec raises UnicodeDecodeError (not DecodeError) on invalid UTF-8 and "
-    "normalize_bodies_typed lets it out instead of declining (Page.from_body checks UTF-8 "
-    "first, so exports do not meet it)",
-)
 def test_invalid_utf8_is_declined(shop):
     events = of(shop, "tabOpened", 2)
     assert normalize_bodies_typed([body(events, **{'"tabId":"': b'"tabId":"\xff'})]) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="a null element in patch.operations: normalize_slow._json_values calls dict(None), "
-    "so the dict path (and the typed path, sharing convert_list) raises TypeError",
-)
 def test_null_element_in_patch_operations(shop):
     events = of(shop, "userSignedUp", 3)
     events[0]["payload"]["patch"] = {"operations": [None, {"type": "unset", "path": "a"}]}
-    assert_typed([body(events)], declined=None)
+    assert_typed([body(events)], declined=False)
+
+
+def test_a_list_of_values_where_an_object_belongs_is_never_read_field_by_field(shop):
+    # pyarrow reads a list as a struct's fields in order when the lengths match: a product
+    # sent as an 11-value array must not become a product
+    carts = of(shop, "cartViewed", 3)
+    carts[0]["payload"]["cart"]["items"][0]["product"] = [f"v{i}" for i in range(11)]
+    assert_typed([body(carts)], declined=True)
+    table = normalize_bodies([body(carts)]).tables["cartViewed"]
+    assert table.column("payload.cart.items")[0].as_py() is None
+    raw = orjson.loads(table.column("_croct_raw")[0].as_py())
+    assert raw["payload.cart.items"][0]["product"] == [f"v{i}" for i in range(11)]
