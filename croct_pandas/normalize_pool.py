@@ -20,6 +20,7 @@ import atexit
 import contextlib
 import logging
 import os
+import pickle
 import queue
 import subprocess
 import sys
@@ -133,7 +134,8 @@ class _Worker:
         assert self.proc.stdin is not None
         while (bodies := self._outbox.get()) is not None:
             try:
-                write_message(self.proc.stdin, bodies)
+                # the bodies travel beside the pickle, as they are, not copied into it
+                write_message(self.proc.stdin, [pickle.PickleBuffer(body) for body in bodies])
             except (OSError, ValueError):
                 self._fail("the worker stopped taking batches")
                 return

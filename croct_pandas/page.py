@@ -26,6 +26,7 @@ class _Envelope(msgspec.Struct):
 
 
 _DECODER = msgspec.json.Decoder(_Envelope)
+_OPEN_BRACE = ord("{")
 
 
 class Page:
@@ -82,7 +83,7 @@ class Page:
                 f"invalid or truncated JSON body ({len(body)} bytes: {exc})"
             ) from None
         raw = envelope.items
-        if not all(bytes(memoryview(item)[:1]) == b"{" for item in raw):
+        if not all(memoryview(item)[0] == _OPEN_BRACE for item in raw):
             raise TransportError("invalid body: 'items' is not a list of objects")
         metadata, next_cursor = envelope.metadata or {}, envelope.nextCursor or None
         page = cls([], metadata, next_cursor, cursor, len(body), body)
