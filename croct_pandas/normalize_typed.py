@@ -13,6 +13,8 @@ normalising time; typed objects skip the dicts and the key check is part of deco
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Sequence
 from functools import cache
 from operator import attrgetter
@@ -159,8 +161,37 @@ def _convert(f: Any, column: list[Any], variant: int) -> pa.Array:
 # -- the typed classes ------------------------------------------------------------------------
 
 
-@cache
+_DECODER: msgspec.json.Decoder[Any] | None = None
+_DECODER_LOCK = threading.Lock()
+
+
 def _decoder() -> msgspec.json.Decoder[Any]:
+    """The decoder of whole bodies, made once.
+
+    Made under a lock: msgspec fills in a class's type information the first time a decoder is
+    built for it, and another thread building one for the same classes meanwhile can see that
+    information half made (a crash, seen with the export's threads normalising at once).
+    """
+    global _DECODER
+    decoder = _DECODER
+    if decoder is None:
+        with _DECODER_LOCK:
+            if _DECODER is None:
+                _DECODER = _build_decoder()
+            decoder = _DECODER
+    return decoder
+
+
+def _reset_lock_after_fork() -> None:
+    global _DECODER_LOCK
+    _DECODER_LOCK = threading.Lock()  # a thread that held it is not in the child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_after_fork)
+
+
+def _build_decoder() -> msgspec.json.Decoder[Any]:
     payloads = tuple(_payload_class(t) for t in EVENT_TYPES)
     event = msgspec.defstruct(
         "Event",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import random
+import subprocess
+import sys
 
 import orjson
 import pyarrow as pa
@@ -207,3 +209,38 @@ def test_two_number_fields_one_sent_as_text_one_as_numbers(shop):
     table = got.tables["slotPersonalized"]
     major = table.column("payload.personalization.slotVersion.majorVersion")
     assert major.to_pylist() == [3] * len(events)
+
+
+_AT_ONCE = """
+import importlib.util, sys, threading, types
+spec = importlib.util.find_spec("croct_pandas")
+package = types.ModuleType("croct_pandas")
+package.__path__ = list(spec.submodule_search_locations)
+sys.modules["croct_pandas"] = package
+sys.setswitchinterval(1e-6)  # switch threads as often as possible
+from croct_pandas.normalize_typed import normalize_bodies_typed
+body = sys.stdin.buffer.read()
+barrier = threading.Barrier(8)
+taken = []
+def run():
+    barrier.wait()
+    taken.append(normalize_bodies_typed([body]) is not None)
+threads = [threading.Thread(target=run) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(sum(taken))
+"""
+
+
+def test_threads_normalising_at_once_in_a_fresh_process_do_not_crash(shop):
+    # the first decoder is made while other threads want it too (an export's threads do this):
+    # msgspec must not be handed half-made type information (it crashed ~1 run in 3)
+    data = body(shop[:300])
+    for _ in range(8):
+        run = subprocess.run(
+            [sys.executable, "-c", _AT_ONCE], input=data, capture_output=True, timeout=120
+        )
+        assert run.returncode == 0, run.stderr.decode()[-800:]
+        assert run.stdout.strip() == b"8"
