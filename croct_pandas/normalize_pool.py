@@ -44,9 +44,10 @@ __all__ = ["PageBatcher", "WorkerError", "shutdown_worker", "worker_count", "wor
 logger = logging.getLogger("croct_pandas.normalize")
 
 #: Batches handed to a worker and not yet back; more are normalised in the caller's thread.
-#: High on purpose: a batch normalised here holds its events as Python objects in this process
-#: (whose memory the allocator keeps), a queued one only its response bodies.
-MAX_IN_FLIGHT = 32
+#: Not lower: a batch normalised here holds its events as Python objects in this process (whose
+#: memory the allocator keeps), a queued one only its response bodies. Not higher: queued
+#: bodies (~5 MB a batch) wait in this process while the workers fall behind the network.
+MAX_IN_FLIGHT = 8
 #: The smallest batch that starts the worker: reads smaller than this never pay its start-up.
 START_EVENTS = 2_000
 
