@@ -347,6 +347,7 @@ def _loose(t: pa.DataType) -> pa.DataType:
     return t
 
 
+@cache
 def _conversion_type(f: Field, variant: int) -> pa.DataType:
     if f.kind in ("numstr_float", "numstr_int"):
         return pa.string() if variant == 0 else pa.float64()
