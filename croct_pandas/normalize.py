@@ -372,16 +372,23 @@ def _node_struct(node: Node, variant: int) -> pa.StructType:
     return pa.struct(fields)
 
 
+#: The core keys of a wire event and the types they are converted as (times as float64: see
+#: :func:`_loose`), by both normalising paths.
+CORE_CONVERSION = (
+    ("id", pa.string()),
+    ("eventId", pa.string()),
+    ("timestamp", pa.float64()),
+    ("systemTimestamp", pa.float64()),
+    ("sessionId", pa.string()),
+    ("userId", pa.string()),
+)
+
+
 @cache
 def _item_type(event_type: str, variant: int) -> pa.StructType:
     return pa.struct(
         [
-            ("id", pa.string()),
-            ("eventId", pa.string()),
-            ("timestamp", pa.float64()),
-            ("systemTimestamp", pa.float64()),
-            ("sessionId", pa.string()),
-            ("userId", pa.string()),
+            *CORE_CONVERSION,
             ("context", _node_struct(context_node(), variant)),
             ("payload", _node_struct(payload_node(event_type), variant)),
         ]

@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from croct_pandas.normalize import (
     _CONVERSION_ERRORS,
+    CORE_CONVERSION,
     NormalizedPage,
     _conversion_type,
     _in_python,
@@ -36,15 +37,6 @@ from croct_pandas.normalize_tree import Node, Raw, context_node, payload_node
 from croct_pandas.schema import EVENT_TYPES
 
 __all__ = ["normalize_bodies_typed"]
-
-_CORE = (
-    ("id", pa.string()),
-    ("eventId", pa.string()),
-    ("timestamp", pa.float64()),
-    ("systemTimestamp", pa.float64()),
-    ("sessionId", pa.string()),
-    ("userId", pa.string()),
-)
 
 
 def normalize_bodies_typed(bodies: Sequence[bytes | memoryview]) -> NormalizedPage | None:
@@ -96,7 +88,7 @@ def _group_table(event_type: str, events: list[Any]) -> pa.Table | None:
 def _group_table_as(event_type: str, events: list[Any], variant: int) -> pa.Table | None:
     n = len(events)
     leaves: dict[str, pa.Array] = {}
-    for name, type_ in _CORE:
+    for name, type_ in CORE_CONVERSION:
         leaves[name] = pa.array(list(map(attrgetter(name), events)), type_)
     # only spec 0.7.x events that carry their id: the dict path tells the others apart
     if leaves["id"].null_count or leaves["eventId"].null_count != n:
@@ -196,7 +188,7 @@ def _build_decoder() -> msgspec.json.Decoder[Any]:
     event = msgspec.defstruct(
         "Event",
         [
-            *((name, Any, None) for name, _ in _CORE),
+            *((name, Any, None) for name, _ in CORE_CONVERSION),
             ("context", Union[_context_class(), None], None),  # noqa: UP007
             ("payload", Union[payloads]),  # noqa: UP007
         ],
