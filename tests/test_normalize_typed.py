@@ -15,6 +15,7 @@ import sys
 import orjson
 import pyarrow as pa
 import pytest
+from normalize_compare import assert_tables_equal
 
 from croct_pandas.emulator import generate_events
 from croct_pandas.emulator.dialect import to_0_8
@@ -29,15 +30,8 @@ def body(events: list[dict]) -> bytes:
 
 
 def assert_same(got: NormalizedPage | None, events: list[dict]) -> None:
-    want = normalize_items(copy.deepcopy(events))
     assert got is not None
-    assert got.spec_versions == want.spec_versions
-    assert sorted(got.tables) == sorted(want.tables)
-    for event_type, table in want.tables.items():
-        other = got.tables[event_type]
-        assert other.schema.equals(table.schema), event_type
-        for name in table.column_names:
-            assert other.column(name).equals(table.column(name)), (event_type, name)
+    assert_tables_equal(got, normalize_items(copy.deepcopy(events)))
 
 
 @pytest.fixture(scope="module")

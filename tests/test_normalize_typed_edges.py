@@ -10,11 +10,11 @@ dict path. The tests under "what once broke" pin inputs that used to make the tw
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 import orjson
 import pytest
+from normalize_compare import assert_tables_equal
 
 from croct_pandas.emulator import generate_events
 from croct_pandas.normalize import NormalizedPage, normalize_items
@@ -37,32 +37,8 @@ def with_big(events: list[dict[str, Any]], number: bytes) -> bytes:
     return orjson.dumps({"items": events}).replace(f'"{BIG}"'.encode(), number)
 
 
-def _plain(value: Any) -> Any:
-    """A value comparable with ``==`` that still tells NaN, -0.0 and 0.0 apart."""
-    if isinstance(value, float):
-        return ("float", "nan" if math.isnan(value) else value, math.copysign(1.0, value))
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
 def dict_path(bodies: list[bytes]) -> NormalizedPage:
     return normalize_items([item for b in bodies for item in orjson.loads(b)["items"]])
-
-
-def assert_tables_equal(got: NormalizedPage, want: NormalizedPage) -> None:
-    assert got.spec_versions == want.spec_versions
-    assert list(got.tables) == list(want.tables)
-    for event_type, table in want.tables.items():
-        other = got.tables[event_type]
-        assert other.schema.equals(table.schema), event_type
-        for name in table.column_names:
-            mine, theirs = other.column(name), table.column(name)
-            if not mine.equals(theirs):
-                # Arrow's equals says NaN != NaN: compare the values themselves then
-                assert _plain(mine.to_pylist()) == _plain(theirs.to_pylist()), (event_type, name)
 
 
 def assert_typed(bodies: list[bytes], *, declined: bool | None = False) -> None:
