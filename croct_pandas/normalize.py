@@ -283,11 +283,17 @@ def _lists_are_lists(event_type: str, items: list[Mapping[str, Any]], variant: i
     for root, path in _list_paths(event_type, variant):
         objects = list(map(_GET_CONTEXT if root == "context" else _GET_PAYLOAD, items))
         try:
-            if not all(v is None or v.__class__ is list for v in _values_at(objects, path)):
+            if not lists_or_nulls(_values_at(objects, path)):
                 return False
         except AttributeError:
             return False  # a level that is not an object: the key checks refuse it as well
     return True
+
+
+def lists_or_nulls(values: list[Any]) -> bool:
+    """Whether every value is a list or None: pyarrow would take a text where a list belongs
+    for the list of its characters, so both paths check before converting."""
+    return all(v is None or v.__class__ is list for v in values)
 
 
 @cache

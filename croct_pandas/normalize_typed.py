@@ -32,6 +32,7 @@ from croct_pandas.normalize import (
     _NotFast,
     _storage_table,
     _struct_known,
+    lists_or_nulls,
 )
 from croct_pandas.normalize_tree import Node, Raw, context_node, payload_node
 from croct_pandas.schema import EVENT_TYPES
@@ -140,7 +141,7 @@ def _convert(f: Any, column: list[Any], variant: int) -> pa.Array:
     if pa.types.is_list(conversion):
         # pyarrow would take a text for a list of its characters: the dict path keeps such
         # values raw, value by value
-        if not all(v is None or v.__class__ is list for v in column):
+        if not lists_or_nulls(column):
             raise _NotFast
         if pa.types.is_struct(conversion.value_type):
             # list elements are plain dicts here: their keys are checked as the dict path does
