@@ -70,10 +70,10 @@ def ours(pages: list[bytes]) -> pd.DataFrame:
     from croct_pandas.client import Page
     from croct_pandas.export import MemorySink
     from croct_pandas.frame import build_frame
-    from croct_pandas.gc_pause import paused_gc
+    from croct_pandas.process_state import paused_gc, system_arrow_pool
     from croct_pandas.slices import Slice
 
-    with paused_gc():
+    with paused_gc(), system_arrow_pool():
         task = Slice(None, 1)
         sink = MemorySink((None, 1), workers=1)
         for body in pages:

@@ -23,7 +23,6 @@ from croct_pandas.cache_paths import cache_dir
 from croct_pandas.client import Client, Page
 from croct_pandas.errors import InvalidArgumentError
 from croct_pandas.frame import build_frame, check_dtype_backend
-from croct_pandas.gc_pause import paused_gc
 from croct_pandas.normalize_pool import PageBatcher
 from croct_pandas.params import (
     check_events,
@@ -34,6 +33,7 @@ from croct_pandas.params import (
     iso_ms,
     to_epoch_ms,
 )
+from croct_pandas.process_state import paused_gc, system_arrow_pool
 from croct_pandas.progress import Progress
 from croct_pandas.retry import RateBudget
 from croct_pandas.slices import Slice, plan_slices
@@ -197,7 +197,7 @@ def read_croct_events(
     settle_ms = _check_settle(settle)
     cache_root = cache_dir(cache, may_be_off=True)
 
-    with paused_gc():
+    with paused_gc(), system_arrow_pool():
         return _export(
             start_ms, end_ms, wanted, api_key, base_url, page_size, workers, progress,
             dtype_backend, timeout, cache_root, refresh, settle_ms, call_time,

@@ -100,6 +100,14 @@ def worker_enabled() -> bool:
     return worker_count() > 0
 
 
+def _worker_environment() -> dict[str, str]:
+    """The worker's environment: ours, with Arrow on the C heap unless the user chose a pool
+    (see :mod:`croct_pandas.process_state`; the worker is ours for its whole life)."""
+    env = dict(os.environ)
+    env.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    return env
+
+
 class _Worker:
     """The child process and the two threads that write requests to it and read its replies."""
 
@@ -108,6 +116,7 @@ class _Worker:
             [sys.executable, "-c", _BOOTSTRAP],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            env=_worker_environment(),
             # its own session: a terminal's Ctrl-C goes to the export, not to the worker
             start_new_session=os.name == "posix",
         )

@@ -20,10 +20,10 @@ from typing import IO, Any
 
 import pyarrow as pa
 
-from croct_pandas.gc_pause import paused_gc
 from croct_pandas.normalize import NormalizedPage, normalize_items
 from croct_pandas.normalize_typed import normalize_bodies_typed
 from croct_pandas.page import load_events_json
+from croct_pandas.process_state import paused_gc
 
 __all__ = ["normalize_bodies", "pack_page", "read_message", "unpack_page", "write_message"]
 

@@ -33,7 +33,7 @@ from croct_pandas.emulator.catalog import (
 from croct_pandas.emulator.visit import Visit
 from croct_pandas.emulator.visitors import CLIENT_CUM, DAY_MS, HOUR_CUM, PLACE_CUM, User, pick
 from croct_pandas.errors import InvalidArgumentError
-from croct_pandas.gc_pause import paused_gc
+from croct_pandas.process_state import paused_gc
 
 __all__ = ["generate_events"]
 

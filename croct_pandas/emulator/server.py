@@ -36,7 +36,7 @@ from croct_pandas.emulator.dialect import DIALECTS, convert, event_id
 from croct_pandas.emulator.faults import Decision, Faults, Injector
 from croct_pandas.emulator.generator import generate_events
 from croct_pandas.errors import InvalidArgumentError
-from croct_pandas.gc_pause import paused_gc
+from croct_pandas.process_state import paused_gc
 from croct_pandas.schema import EVENT_TYPES
 
 logger = logging.getLogger("croct_pandas.emulator")

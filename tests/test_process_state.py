@@ -1,0 +1,109 @@
+"""Process-wide settings a read changes while it runs: restored after, counted when nested,
+and never over the user's own choice."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import threading
+
+import pyarrow as pa
+import pytest
+
+import croct_pandas as cp
+from croct_pandas.emulator import Emulator
+from croct_pandas.normalize_pool import _worker_environment
+from croct_pandas.process_state import paused_gc, system_arrow_pool
+
+DEFAULT_IS_MIMALLOC = pa.default_memory_pool().backend_name == "mimalloc"
+
+
+def test_nested_and_concurrent_blocks_restore_once_the_last_ends() -> None:
+    before = pa.default_memory_pool().backend_name
+    inner_started, outer_may_end = threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def other() -> None:
+        with system_arrow_pool(), paused_gc():
+            inner_started.set()
+            outer_may_end.wait(5)
+            seen.append(pa.default_memory_pool().backend_name)
+
+    with system_arrow_pool(), paused_gc():
+        thread = threading.Thread(target=other)
+        thread.start()
+        inner_started.wait(5)
+    # the first block ended while the other still runs: its setting stays
+    assert not gc.isenabled()
+    assert pa.default_memory_pool().backend_name == ("system" if DEFAULT_IS_MIMALLOC else before)
+    outer_may_end.set()
+    thread.join(5)
+    assert gc.isenabled()
+    assert pa.default_memory_pool().backend_name == before
+    assert seen == ["system" if DEFAULT_IS_MIMALLOC else before]
+
+
+@pytest.mark.skipif(not DEFAULT_IS_MIMALLOC, reason="pyarrow's default pool is not mimalloc")
+def test_buffers_made_in_the_block_outlive_it() -> None:
+    with system_arrow_pool():
+        array = pa.array(range(100_000))
+        assert pa.default_memory_pool().backend_name == "system"
+    assert pa.default_memory_pool().backend_name == "mimalloc"
+    assert array.sum().as_py() == sum(range(100_000))
+    del array  # freed by the pool that made it
+
+
+def test_a_pool_the_user_chose_stands() -> None:
+    saved = pa.default_memory_pool()
+    try:
+        chosen = pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        pytest.skip("this pyarrow has no jemalloc")
+    try:
+        pa.set_memory_pool(chosen)
+        with system_arrow_pool():
+            assert pa.default_memory_pool().backend_name == "jemalloc"
+        assert pa.default_memory_pool().backend_name == "jemalloc"
+    finally:
+        pa.set_memory_pool(saved)
+
+
+@pytest.mark.parametrize("variable", ["mimalloc", "jemalloc"])
+def test_the_environment_variable_stands(variable: str) -> None:
+    script = (
+        "import pyarrow as pa\n"
+        "from croct_pandas.process_state import system_arrow_pool\n"
+        "outside = pa.default_memory_pool().backend_name\n"
+        "with system_arrow_pool():\n"
+        "    print(outside, pa.default_memory_pool().backend_name)\n"
+    )
+    env = dict(os.environ, ARROW_DEFAULT_MEMORY_POOL=variable)
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    outside, inside = out.stdout.split()
+    assert inside == outside
+
+
+def test_workers_get_the_c_heap_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    assert _worker_environment()["ARROW_DEFAULT_MEMORY_POOL"] == "system"
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+    assert _worker_environment()["ARROW_DEFAULT_MEMORY_POOL"] == "jemalloc"
+
+
+def test_a_read_leaves_the_process_as_it_found_it(tmp_path: object) -> None:
+    before = pa.default_memory_pool().backend_name
+    with Emulator(users=30, days=1) as emu:
+        df = cp.read_croct_events(
+            "2026-01-01", "2026-01-02", api_key=emu.api_key, base_url=emu.url,
+            cache=str(tmp_path), progress=False,
+        )  # fmt: skip
+        with pytest.raises(cp.CroctError):  # a failure inside the read restores them too
+            cp.read_croct_events("2026-01-01", "2026-01-02", api_key="not-the-key",
+                                 base_url=emu.url, cache=False, progress=False)  # fmt: skip
+    assert len(df) > 0
+    assert pa.default_memory_pool().backend_name == before
+    assert gc.isenabled()
