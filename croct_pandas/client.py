@@ -59,6 +59,10 @@ logger = logging.getLogger("croct_pandas.client")
 
 EVENTS_PATH = "/export/events"
 _T = TypeVar("_T")
+#: key fingerprints worked out in this process, by a digest of their inputs (see
+#: :meth:`Client.key_fingerprint`)
+_FINGERPRINTS: dict[bytes, str] = {}
+_FINGERPRINTS_KEPT = 64
 
 
 class _Secret:
@@ -227,12 +231,18 @@ class Client:
         >>> len(Client("my-key").key_fingerprint(b"salt", 1000))
         64
         """
-        return hashlib.pbkdf2_hmac(
-            "sha256",
-            self._api_key.reveal().encode(),
-            salt + b"\0" + self.base_url.encode(),
-            rounds,
-        ).hex()
+        secret = self._api_key.reveal().encode()
+        salted = salt + b"\0" + self.base_url.encode()
+        # the process remembers what it worked out (in memory only, under a digest, never the
+        # key): every cached read would otherwise pay the slow hash again
+        memo = hashlib.sha256(b"%d\0%b\0%b" % (rounds, salted, secret)).digest()
+        found = _FINGERPRINTS.get(memo)
+        if found is None:
+            found = hashlib.pbkdf2_hmac("sha256", secret, salted, rounds).hex()
+            if len(_FINGERPRINTS) >= _FINGERPRINTS_KEPT:
+                _FINGERPRINTS.clear()
+            _FINGERPRINTS[memo] = found
+        return found
 
     def close(self) -> None:
         """Close the HTTP sessions of the default transport (also done by ``with Client():``).

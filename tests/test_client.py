@@ -807,3 +807,25 @@ def test_each_thread_gets_its_own_session(server):
     assert len({id(s) for s in sessions}) == 4
     assert len(server.seen) == 4
     transport.close()
+
+
+def test_key_fingerprint_is_pbkdf2_and_remembered_without_the_key() -> None:
+    import hashlib
+
+    import croct_pandas.client as client_module
+
+    key = "fingerprint-test-key-1f3a9c"
+    client = Client(key, base_url="https://api.example")
+    expected = hashlib.pbkdf2_hmac("sha256", key.encode(), b"salt\0https://api.example", 1000).hex()
+    assert client.key_fingerprint(b"salt", 1000) == expected
+    # the second call is remembered: the same answer, and nothing of the key is kept
+    assert client.key_fingerprint(b"salt", 1000) == expected
+    memo = client_module._FINGERPRINTS
+    assert expected in memo.values()
+    assert all(key.encode() not in digest for digest in memo)
+    # another salt, base URL or key is another fingerprint
+    assert client.key_fingerprint(b"other", 1000) != expected
+    assert Client(key, base_url="https://other.example").key_fingerprint(b"salt", 1000) != expected
+    assert Client(key + "x", base_url="https://api.example").key_fingerprint(b"salt", 1000) != (
+        expected
+    )
