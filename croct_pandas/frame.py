@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from functools import partial
 from typing import Any
 
@@ -167,6 +168,8 @@ def _assemble(
 ) -> pd.DataFrame:
     types = list(per_type)
     sizes = [per_type[t].num_rows for t in types]
+    # the sort runs on a worker while this thread reads the free-form objects
+    layout_made = workers.submit(_layout, per_type, types, sizes)
     columns: dict[str, Column] = {}
     for name in _CORE:
         if name == "type":
@@ -177,37 +180,68 @@ def _assemble(
     for name, f in schema_cols:
         present = {t: per_type[t].column(name) for t in types if name in stored[t]}
         columns[name] = Column(arrow_type(f), present, enum=f.enum)
-    layout = Layout(types, sizes, _sort_indices(per_type, types))
-    large_text = dtype_backend != "pyarrow"
-    inferred = InferredValues()
-    for t in types:
-        _expand_maps(t, per_type[t], inferred, columns)
-        _apply_raw(t, per_type[t], inferred, columns)
-    extra = build_inferred(flatten_objects(inferred), sizes_by_type=dict(zip(types, sizes)))
-    names = _column_names(columns, extra, schema_cols)
     builder = FrameBuilder(dtype_backend)
-    taken = {}
+    taken: dict[str, Future[Any]] = {}
+    inferred = InferredValues()
+    # raw values can turn a schema column into one the fallback gathers; without any, the
+    # schema columns are gathered while the inferred ones are worked out
+    raw_free = all(per_type[t].column(RAW_COLUMN).null_count == n for t, n in zip(types, sizes))
+    if raw_free:
+        for t in types:
+            _expand_maps(t, per_type[t], inferred, columns)
+        layout = layout_made.result()
+        _submit_takes(columns, layout, builder, dtype_backend, workers, taken)
+    else:
+        for t in types:
+            _expand_maps(t, per_type[t], inferred, columns)
+            _apply_raw(t, per_type[t], inferred, columns)
+        layout = layout_made.result()
+    extra = build_inferred(flatten_objects(inferred), sizes_by_type=dict(zip(types, sizes)))
+    _submit_takes(columns, layout, builder, dtype_backend, workers, taken)
+    _submit_takes(extra, layout, builder, dtype_backend, workers, taken)
+    names = _column_names(columns, extra, schema_cols)
+    # the gathers of categories and raw values run on this thread: first, while the workers
+    # still take the other columns
+    gathered: dict[str, pa.Array] = {"type": _type_column(types, known_types, layout.row_types)}
     for name in names:
         col = columns.get(name) or extra.get(name)
-        if col is not None and not (isinstance(col, Column) and col.raw):
-            # pandas' string dtype holds large_string: made in the take, not cast by to_pandas
-            text = large_text and col.enum is None
-            # without an enum the take is the column: it becomes pandas' at once, so its Arrow
-            # copy is gone before most others are made
-            task = _pandas_take if col.enum is None else _arrow_take
-            taken[name] = workers.submit(task, layout, builder, col, text)
-    for name in names:
-        if name == "type":
-            builder.add(name, _type_column(types, known_types, layout.row_types))
+        if col is None:  # the type column, made above
             continue
-        col = columns.get(name) or extra[name]
         if isinstance(col, Column) and col.raw:
-            builder.add(name, col.gather(name, layout))  # the fallback, not the take, makes it
-        elif col.enum is None:
-            builder.put(name, taken.pop(name).result())
+            gathered[name] = col.gather(name, layout)  # the fallback, not the take, makes it
+        elif col.enum is not None:
+            gathered[name] = col.gather(name, layout, taken.pop(name).result())
+    for name in names:
+        if name in gathered:
+            builder.add(name, gathered.pop(name))
         else:
-            builder.add(name, col.gather(name, layout, taken.pop(name).result()))
+            builder.put(name, taken.pop(name).result())
     return builder.frame()
+
+
+def _layout(per_type: dict[str, pa.Table], types: list[str], sizes: list[int]) -> Layout:
+    return Layout(types, sizes, _sort_indices(per_type, types))
+
+
+def _submit_takes(
+    columns: Mapping[str, Any],
+    layout: Layout,
+    builder: FrameBuilder,
+    dtype_backend: str | None,
+    workers: _Workers,
+    taken: dict[str, Future[Any]],
+) -> None:
+    """Start the take of every column in ``columns`` not started yet (raw ones have none)."""
+    # columns with categories first: this thread gathers them as soon as they are taken
+    for name, col in sorted(columns.items(), key=lambda item: item[1].enum is None):
+        if name in taken or (isinstance(col, Column) and col.raw):
+            continue
+        # pandas' string dtype holds large_string: made in the take, not cast by to_pandas
+        text = dtype_backend != "pyarrow" and col.enum is None
+        # without an enum the take is the column: it becomes pandas' at once, so its Arrow
+        # copy is gone before most others are made
+        task = _pandas_take if col.enum is None else _arrow_take
+        taken[name] = workers.submit(task, layout, builder, col, text)
 
 
 def _arrow_take(layout: Layout, builder: FrameBuilder, col: Any, text: bool) -> pa.Array:
