@@ -8,15 +8,15 @@ At least 3 rounds, each with a fresh cache folder; medians and the median per-ro
 
 Target (issue 4): warm at least 20x faster than cold, zero requests.
 
-Measured on the 2-core box (load ~1), 204,811 events: cold 6.3 s, warm 0.83 s (246,000
-events/s), median ratio 7.7x, warm requests 0 (the cold export got faster again, 7.4 s -> 6.3 s,
-when bodies began to be decoded straight to typed objects). Where a warm read's time goes
-(0.5-0.9 s): reading the 175 (type, day) Parquet files 0.2-0.35 s (4 threads; snappy, a fixed
-cost of ~70 us per file and column, 2,947 column chunks; no compression, no dictionaries or
-bigger pages change it by less than a quarter), assembling the frame (``build_frame``: sort,
-spread, to pandas) 0.25-0.5 s, key fingerprint, manifest and plan ~0.03 s. With the cold export
-at 6.3 s, 20x means a warm read of 0.31 s: about what decoding the Parquet files alone takes
-here.
+Measured on the 2-core box, 204,811 events: cold 5.2-5.3 s, warm 0.50-0.58 s (350,000-410,000
+events/s), median ratio 9.2-10.8x over four runs, warm requests 0. Where a warm read's time goes:
+it is bound by the CPU of both cores. Decoding the 175 (type, day) Parquet files takes ~0.27 s of
+CPU (0.15-0.17 s on 4 threads: a fixed 30-50 us per column chunk, 2,947 of them, and ~0.25 ms per
+file); assembling the frame (``build_frame``: sort, spread, to pandas; 290 MB in 151 columns)
+~0.43 s of CPU (0.25-0.3 s); key fingerprint, manifest and plan ~0.01 s. The floor of 0.7
+CPU-seconds on two cores is ~0.35 s; 20x of the cold export would be 0.26 s. Reads after the
+first in a process reuse the memory the previous one freed (Arrow allocates from the C heap
+during a read), which took the warm read from 0.6-1.0 s to 0.45-0.6 s here.
 
     .venv/bin/python benchmarks/cache.py [--rounds 3] [--latency 0.05] [--users 2500] [--days 7]
 """
