@@ -241,6 +241,8 @@ def _submit_takes(
         # without an enum the take is the column: it becomes pandas' at once, so its Arrow
         # copy is gone before most others are made
         task = _pandas_take if col.enum is None else _arrow_take
+        if dtype_backend is None and col.enum is None and col.type == pa.float64():
+            task = _float_take
         taken[name] = workers.submit(task, layout, builder, col, text)
 
 
@@ -250,6 +252,13 @@ def _arrow_take(layout: Layout, builder: FrameBuilder, col: Any, text: bool) -> 
 
 def _pandas_take(layout: Layout, builder: FrameBuilder, col: Any, text: bool) -> pd.Series:
     return builder.convert(layout.take(col.present, col.type, text))
+
+
+def _float_take(layout: Layout, builder: FrameBuilder, col: Any, text: bool) -> pd.Series:
+    floats = layout.spread_floats(col.present)
+    if floats is None:
+        return _pandas_take(layout, builder, col, text)
+    return pd.Series(floats, copy=False)
 
 
 def _sort_indices(per_type: dict[str, pa.Table], types: list[str]) -> pa.Array:

@@ -44,7 +44,7 @@ class Layout:
         source_types = np.repeat(np.arange(len(self.types), dtype=np.int32), self.sizes)
         #: the event type (its position in ``types``) of every frame row
         self.row_types = source_types[self._order]
-        self._places: dict[tuple[str, ...], tuple[np.ndarray, pa.Array, bool]] = {}
+        self._places: dict[tuple[str, ...], tuple[_Rows, pa.Array, bool]] = {}
         self._lock = threading.Lock()
 
     def take(
@@ -55,26 +55,44 @@ class Layout:
         With ``large_text``, a ``string`` column comes back as ``large_string`` (what pandas'
         string dtype holds), which costs nothing extra for most columns.
         """
+        values, rows = self._values(present, type_)
+        large = large_text and type_ == pa.string()
+        if values is None:
+            return pa.nulls(self.rows, pa.large_string() if large else type_)
+        if rows is None:
+            return values.cast(pa.large_string()) if large else values
+        return _spread(values, rows, self.rows, large_text=large_text)
+
+    def spread_floats(self, present: Mapping[str, Any]) -> np.ndarray | None:
+        """A ``float64`` column that only some types have, straight into the numpy array pandas
+        keeps (NaN for null, no Arrow copy on the way); None for one every type has or none."""
+        values, rows = self._values(present, pa.float64())
+        if values is None or rows is None:
+            return None
+        out = np.full(self.rows, np.nan)
+        out[rows.rows] = values.to_numpy(zero_copy_only=False)
+        return out
+
+    def _values(
+        self, present: Mapping[str, Any], type_: pa.DataType
+    ) -> tuple[pa.Array | None, _Rows | None]:
+        """The column's own values in frame order and the rows they go to (None: every row);
+        ``(None, None)`` when no type has a value."""
         # a type whose values are all null adds nothing but nulls, which the spread gives anyway
         keys = tuple(
             t for t in self.types if t in present and present[t].null_count < len(present[t])
         )
         if not keys:
-            return pa.nulls(
-                self.rows, pa.large_string() if large_text and type_ == pa.string() else type_
-            )
+            return None, None
         pieces = [piece for t in keys for piece in _pieces(_as_type(present[t], type_))]
         source = pa.concat_arrays(pieces) if len(pieces) > 1 else pieces[0]
         if len(keys) == len(self.types):
-            values = source.take(self.order)
-            large = large_text and type_ == pa.string()
-            return values.cast(pa.large_string()) if large else values
+            return source.take(self.order), None
         rows, index, in_order = self._place(keys)
         # one type's rows mostly keep their order: a concatenation is then the gather already
-        values = source if in_order and len(pieces) > 1 else source.take(index)
-        return _spread(values, rows, self.rows, large_text=large_text)
+        return (source if in_order and len(pieces) > 1 else source.take(index)), rows
 
-    def _place(self, keys: tuple[str, ...]) -> tuple[np.ndarray, pa.Array, bool]:
+    def _place(self, keys: tuple[str, ...]) -> tuple[_Rows, pa.Array, bool]:
         """The frame rows of ``keys``' types, for each its row in their concatenation, and
         whether those rows are simply 0, 1, 2, ..."""
         with self._lock:
@@ -92,18 +110,56 @@ class Layout:
                     position += self.sizes[code]
                 index = self._order[rows] - shift[self.row_types[rows]]
                 in_order = bool((index == np.arange(len(index))).all())
-                place = self._places[keys] = (rows, pa.array(index), in_order)
+                place = self._places[keys] = (_Rows(rows, self.rows), pa.array(index), in_order)
             return place
 
 
+class _Rows:
+    """The frame rows of a set of types (ascending), and what every column spread onto them
+    shares: the validity bitmap of a column without nulls, and how many of the frame's text
+    offsets each of the column's own offsets fills."""
+
+    def __init__(self, rows: np.ndarray, length: int) -> None:
+        self.rows = rows
+        self.length = length
+        self._bitmap: pa.Buffer | None = None
+        self._repeats: np.ndarray | None = None
+
+    def bitmap(self) -> pa.Buffer:
+        if self._bitmap is None:  # two threads may both make it: the same bytes either way
+            valid = np.zeros(self.length, dtype=bool)
+            valid[self.rows] = True
+            self._bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+        return self._bitmap
+
+    def repeats(self) -> np.ndarray:
+        if self._repeats is None:
+            rows = self.rows
+            # the first offset fills the frame's offsets up to its row, each next one the gap
+            # to its row, and the end offset the rest
+            repeats = np.empty(len(rows) + 1, dtype=np.int64)
+            repeats[0] = rows[0] + 1
+            repeats[1:-1] = np.diff(rows)
+            repeats[-1] = self.length - rows[-1]
+            self._repeats = repeats
+        return self._repeats
+
+
+#: a column on fewer than 1 in this many rows gets its text offsets by repeating its own
+#: (one pass); denser ones by a cumulative sum over the frame (faster there)
+_REPEAT_BELOW = 12
+
+
 def _spread(
-    values: pa.Array, rows: np.ndarray, length: int, *, large_text: bool = False
+    values: pa.Array, rows: np.ndarray | _Rows, length: int, *, large_text: bool = False
 ) -> pa.Array:
     """``length`` nulls with ``values[i]`` at row ``rows[i]`` (``rows`` ascending).
 
     Text and fixed-width values are laid out with numpy: the text bytes are reused as they are
     and only the offsets (64-bit ones for ``large_text``) and the validity bitmap are rebuilt.
     """
+    placed = rows if isinstance(rows, _Rows) else _Rows(rows, length)
+    rows = placed.rows
     kind = values.type
     buffers = values.buffers()
     offset_width = _OFFSET_WIDTHS.get(kind)
@@ -112,9 +168,12 @@ def _spread(
         index = np.full(length, -1, dtype=np.int64)
         index[rows] = np.arange(len(values))
         return values.take(pa.array(index, mask=index < 0))
-    valid = np.zeros(length, dtype=bool)
-    valid[rows] = values.is_valid().to_numpy(zero_copy_only=False) if values.null_count else True
-    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    if values.null_count:
+        valid = np.zeros(length, dtype=bool)
+        valid[rows] = values.is_valid().to_numpy(zero_copy_only=False)
+        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    else:
+        bitmap = placed.bitmap()
     nulls = length - len(values) + values.null_count
     if offset_width is not None:
         offsets = np.frombuffer(
@@ -122,11 +181,14 @@ def _spread(
         )
         if large_text and kind == pa.string():
             kind, offset_width = pa.large_string(), np.dtype(np.int64)
+        data = buffers[2] if buffers[2] is not None else pa.py_buffer(b"")
+        if 0 < len(values) * _REPEAT_BELOW < length:
+            spread = np.repeat(offsets.astype(offset_width, copy=False), placed.repeats())
+            return pa.Array.from_buffers(kind, length, [bitmap, pa.py_buffer(spread), data], nulls)
         buffer, spread = _zeros(length + 1, offset_width)
         spread[0] = offsets[0]
         spread[rows + 1] = np.diff(offsets)
         np.cumsum(spread, dtype=offset_width, out=spread)
-        data = buffers[2] if buffers[2] is not None else pa.py_buffer(b"")
         return pa.Array.from_buffers(kind, length, [bitmap, buffer, data], nulls)
     assert byte_width is not None
     raw = np.dtype(f"u{byte_width}")

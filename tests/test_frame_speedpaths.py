@@ -228,3 +228,52 @@ def test_a_forked_child_gets_its_own_threads(tables, monkeypatch):
         child.join(timeout=10)
         if child.is_alive():
             child.terminate()
+
+
+def _reference(values: list, rows: list[int], length: int) -> list:
+    out: list = [None] * length
+    for value, row in zip(values, rows):
+        out[row] = value
+    return out
+
+
+@pytest.mark.parametrize("large_text", [False, True])
+@pytest.mark.parametrize("count", [1, 3, 40])
+def test_sparse_text_repeats_its_offsets_and_shares_the_bitmap(large_text, count):
+    # on fewer than 1 in 12 rows the offsets are repeated, not summed over the frame
+    length = 600
+    rows = np.sort(np.random.default_rng(count).choice(length, count, replace=False))
+    rows[0] = 0 if count > 2 else rows[0]  # a value on the first row
+    rows[-1] = length - 1 if count > 1 else rows[-1]  # and on the last
+    texts = [f"v{i}" * (i % 3) for i in range(count)]
+    with_nulls = [None if i % 4 == 1 else t for i, t in enumerate(texts)]
+    padded = pa.array(["pad", *texts, "pad"]).slice(1, count)  # an offset into its buffers
+    from croct_pandas.frame_layout import _Rows
+
+    placed = _Rows(rows, length)
+    for values, expected in ((padded, texts), (pa.array(with_nulls), with_nulls)):
+        got = _spread(values, placed, length, large_text=large_text)
+        got.validate(full=True)
+        assert got.type == (pa.large_string() if large_text else pa.string())
+        assert got.to_pylist() == _reference(expected, list(rows), length)
+    # a second column on the same rows reuses the bitmap and still reads its own values
+    other = pa.array([str(i) for i in range(count)])
+    again = _spread(other, placed, length, large_text=large_text)
+    assert again.to_pylist() == _reference(other.to_pylist(), list(rows), length)
+    assert again.buffers()[0] is not None and again.null_count == length - count
+
+
+def test_floats_of_some_types_go_straight_to_numpy_with_nan_for_null():
+    layout = Layout(["a", "b", "c"], [2, 2, 1], pa.array([2, 0, 4, 1, 3]))
+    present = {
+        "a": pa.chunked_array([pa.array([1.5, None]), pa.array([], pa.float64())]),
+        "c": pa.array([-0.0]),
+    }
+    got = layout.spread_floats(present)
+    expected = layout.take(present, pa.float64()).to_numpy(zero_copy_only=False)
+    assert got is not None and got.dtype == np.float64 and got.flags.writeable
+    np.testing.assert_array_equal(got, expected)
+    assert np.signbit(got[np.flatnonzero(~np.isnan(got) & (got == 0))]).all()  # -0.0 kept
+    # every type, or none: the Arrow path gives the column
+    assert layout.spread_floats({t: pa.array([1.0] * n) for t, n in zip("abc", [2, 2, 1])}) is None
+    assert layout.spread_floats({"a": pa.array([None, None], pa.float64())}) is None
