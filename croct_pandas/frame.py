@@ -183,21 +183,14 @@ def _assemble(
     builder = FrameBuilder(dtype_backend)
     taken: dict[str, Future[Any]] = {}
     inferred = InferredValues()
-    # raw values can turn a schema column into one the fallback gathers; without any, the
-    # schema columns are gathered while the inferred ones are worked out
-    raw_free = all(per_type[t].column(RAW_COLUMN).null_count == n for t, n in zip(types, sizes))
-    if raw_free:
-        for t in types:
-            _expand_maps(t, per_type[t], inferred, columns)
-        layout = layout_made.result()
-        _submit_takes(columns, layout, builder, dtype_backend, workers, taken)
-    else:
-        for t in types:
-            _expand_maps(t, per_type[t], inferred, columns)
-            _apply_raw(t, per_type[t], inferred, columns)
-        layout = layout_made.result()
-    extra = build_inferred(flatten_objects(inferred), sizes_by_type=dict(zip(types, sizes)))
+    for t in types:
+        _expand_maps(t, per_type[t], inferred, columns)
+        _apply_raw(t, per_type[t], inferred, columns)
+    layout = layout_made.result()
+    # raw values have marked their schema columns by now: the others are taken on the workers
+    # while this thread works out the inferred ones
     _submit_takes(columns, layout, builder, dtype_backend, workers, taken)
+    extra = build_inferred(flatten_objects(inferred), sizes_by_type=dict(zip(types, sizes)))
     _submit_takes(extra, layout, builder, dtype_backend, workers, taken)
     names = _column_names(columns, extra, schema_cols)
     # the gathers of categories and raw values run on this thread: first, while the workers
@@ -231,11 +224,11 @@ def _submit_takes(
     workers: _Workers,
     taken: dict[str, Future[Any]],
 ) -> None:
-    """Start the take of every column in ``columns`` not started yet (raw ones have none)."""
+    """Start the take of every column in ``columns`` (raw ones have none)."""
     # columns with categories first: this thread gathers them as soon as they are taken
     for name, col in sorted(columns.items(), key=lambda item: item[1].enum is None):
         if name in taken or (isinstance(col, Column) and col.raw):
-            continue
+            continue  # a name both lists hold is the schema column's, as in the frame
         # pandas' string dtype holds large_string: made in the take, not cast by to_pandas
         text = dtype_backend != "pyarrow" and col.enum is None
         # without an enum the take is the column: it becomes pandas' at once, so its Arrow
