@@ -39,6 +39,16 @@ class _Counted:
         self._lock = threading.Lock()
         self._depth = 0
         self._saved: Any = None
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        # a child forked during a block has none of the threads inside it: it starts unset
+        self._lock = threading.Lock()
+        if self._depth:
+            self._depth = 0
+            self._restore(self._saved)
+            self._saved = None
 
     @contextmanager
     def block(self) -> Iterator[None]:

@@ -107,3 +107,24 @@ def test_a_read_leaves_the_process_as_it_found_it(tmp_path: object) -> None:
     assert len(df) > 0
     assert pa.default_memory_pool().backend_name == before
     assert gc.isenabled()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_during_a_read_starts_with_the_settings_restored() -> None:
+    before = pa.default_memory_pool().backend_name
+    with system_arrow_pool(), paused_gc():
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report, then leave without running the parent's cleanup
+            os.close(read)
+            with system_arrow_pool(), paused_gc():
+                pass
+            state = f"{gc.isenabled()} {pa.default_memory_pool().backend_name}"
+            os.write(write, state.encode())
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            reported = pipe.read()
+        os.waitpid(pid, 0)
+        assert not gc.isenabled()  # the parent's block goes on
+    assert reported == f"True {before}"
