@@ -31,6 +31,7 @@ from croct_pandas.frame_infer import (
     InferredValues,
     build_inferred,
     flatten_objects,
+    join_schema_columns,
 )
 from croct_pandas.frame_layout import Layout
 from croct_pandas.frame_pandas import (
@@ -187,10 +188,15 @@ def _assemble(
         _expand_maps(t, per_type[t], inferred, columns)
         _apply_raw(t, per_type[t], inferred, columns)
     layout = layout_made.result()
+    flat = flatten_objects(inferred)
     # raw values have marked their schema columns by now: the others are taken on the workers
-    # while this thread works out the inferred ones
+    # while this thread works out the inferred ones (an inferred name that is a schema column
+    # joins it first)
+    settled = {n: c for n, c in columns.items() if n not in flat}
+    _submit_takes(settled, layout, builder, dtype_backend, workers, taken)
+    extra = build_inferred(flat, sizes_by_type=dict(zip(types, sizes)))
+    join_schema_columns(extra, columns)
     _submit_takes(columns, layout, builder, dtype_backend, workers, taken)
-    extra = build_inferred(flatten_objects(inferred), sizes_by_type=dict(zip(types, sizes)))
     _submit_takes(extra, layout, builder, dtype_backend, workers, taken)
     names = _column_names(columns, extra, schema_cols)
     # the gathers of categories and raw values run on this thread: first, while the workers
@@ -228,7 +234,7 @@ def _submit_takes(
     # columns with categories first: this thread gathers them as soon as they are taken
     for name, col in sorted(columns.items(), key=lambda item: item[1].enum is None):
         if name in taken or (isinstance(col, Column) and col.raw):
-            continue  # a name both lists hold is the schema column's, as in the frame
+            continue
         # pandas' string dtype holds large_string: made in the take, not cast by to_pandas
         text = dtype_backend != "pyarrow" and col.enum is None
         # without an enum the take is the column: it becomes pandas' at once, so its Arrow

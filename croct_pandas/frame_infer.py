@@ -222,6 +222,38 @@ def build_inferred(
     return columns
 
 
+def join_schema_columns(extra: dict[str, _InferredColumn], columns: dict[str, Column]) -> None:
+    """Move inferred columns whose name is a schema column's into that column.
+
+    A type this package does not know (or an unknown key of a known type) can use another type's
+    field name: one column holds both. Values of the column's type join it as they are
+    (integers join a float column as floats); others make it fall back to text, with a warning,
+    as a contradicting value of its own type would. An inferred ``type`` (a top-level key of
+    that name) cannot share the event type's column: it is kept as ``type_raw``, with a warning.
+
+    Examples
+    --------
+    >>> columns = {"payload.total": Column(pa.float64(), {"orderPlaced": pa.array([1.5])})}
+    >>> extra = {"payload.total": _InferredColumn({"productOrdered": pa.array([2])}, pa.int64())}
+    >>> join_schema_columns(extra, columns)
+    >>> extra, columns["payload.total"].present["productOrdered"].to_pylist()
+    ({}, [2.0])
+    """
+    if "type" in extra:
+        _warn("events hold a top-level key 'type' (not the event type); it is kept in 'type_raw'")
+        extra["type_raw"] = extra.pop("type")
+    for name in [n for n in extra if n in columns]:
+        column, inferred = columns[name], extra.pop(name)
+        for event_type, values in inferred.present.items():
+            if values.type == pa.int64() and column.type == pa.float64():
+                values = values.cast(pa.float64())
+            if values.type == column.type and event_type not in column.present:
+                column.present[event_type] = values
+            else:  # the fallback keeps every value, as sent
+                rows = pa.array(range(len(values)), pa.int64())
+                column.add_raw(event_type, rows, values.to_pylist())
+
+
 def _identity(value: Any) -> Any:
     return value
 
