@@ -13,7 +13,8 @@ when the last ends.
   out again. pyarrow's default allocator (mimalloc) returns freed memory to the system within
   milliseconds, so the same amount is mapped again, page by page; on Linux with transparent huge
   pages that costs more system time than the read's own work. A pool the user chose (with
-  ``ARROW_DEFAULT_MEMORY_POOL`` or ``pyarrow.set_memory_pool``) is left as it is.
+  ``ARROW_DEFAULT_MEMORY_POOL`` or ``pyarrow.set_memory_pool``, a proxy over mimalloc included)
+  is left as it is, and so is one set while a read runs.
 """
 
 from __future__ import annotations
@@ -40,7 +41,12 @@ class _Counted:
         self._depth = 0
         self._saved: Any = None
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._after_fork)
+            # a fork waits for a thread between making the setting and counting it
+            os.register_at_fork(
+                before=self._lock.acquire,
+                after_in_parent=self._lock.release,
+                after_in_child=self._after_fork,
+            )
 
     def _after_fork(self) -> None:
         # a child forked during a block has none of the threads inside it: it starts unset
@@ -78,16 +84,35 @@ def _gc_restore(was_enabled: bool) -> None:
 
 
 def _pool_on() -> pa.MemoryPool | None:
-    current = pa.default_memory_pool()
-    # mimalloc is pyarrow's own default: anything else (or the variable) is the user's choice
-    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL") or current.backend_name != "mimalloc":
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL") or not _is_pyarrows_default():
         return None
+    current = pa.default_memory_pool()
     pa.set_memory_pool(pa.system_memory_pool())
     return current
 
 
+def _is_pyarrows_default() -> bool:
+    """Whether the default pool is pyarrow's own mimalloc pool, not one the user set.
+
+    Pools have no identity in Python; a proxy or logging pool over mimalloc reports the same
+    backend but keeps its own counters, so the counters tell them apart.
+    """
+    current = pa.default_memory_pool()
+    if current.backend_name != "mimalloc":
+        return False
+    mimalloc = pa.mimalloc_memory_pool()
+    # counted by mimalloc's own counters, and by the current pool's only if it is mimalloc
+    probe = pa.allocate_buffer(64, memory_pool=mimalloc)
+    # another thread allocating between the two reads makes them differ: the pool then stays
+    counters = (current.num_allocations(), current.total_bytes_allocated())
+    same = counters == (mimalloc.num_allocations(), mimalloc.total_bytes_allocated())
+    del probe
+    return same
+
+
 def _pool_restore(saved: pa.MemoryPool | None) -> None:
-    if saved is not None:
+    # a pool set while the read ran (from another thread) is the user's: it stays
+    if saved is not None and pa.default_memory_pool().backend_name == "system":
         pa.set_memory_pool(saved)
 
 
