@@ -312,21 +312,6 @@ def test_a_gc_the_user_turned_off_stays_off_and_the_pool_follows_nesting():
 
 
 @pytest.mark.skipif(not DEFAULT_IS_MIMALLOC, reason="pyarrow's default pool is not mimalloc")
-def test_a_pool_set_by_the_user_during_a_read_stands_after_it():
-    saved = pa.default_memory_pool()
-    try:
-        chosen = pa.jemalloc_memory_pool()
-    except NotImplementedError:
-        pytest.skip("this pyarrow has no jemalloc")
-    try:
-        with system_arrow_pool():
-            pa.set_memory_pool(chosen)  # the user's choice, while the read runs
-        assert pa.default_memory_pool().backend_name == "jemalloc"
-    finally:
-        pa.set_memory_pool(saved)
-
-
-@pytest.mark.skipif(not DEFAULT_IS_MIMALLOC, reason="pyarrow's default pool is not mimalloc")
 def test_a_proxy_pool_the_user_set_sees_the_reads_allocations():
     saved = pa.default_memory_pool()
     proxy = pa.proxy_memory_pool(saved)

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 
 import pyarrow as pa
 import pytest
@@ -55,19 +56,30 @@ def test_buffers_made_in_the_block_outlive_it() -> None:
     del array  # freed by the pool that made it
 
 
-def test_a_pool_the_user_chose_stands() -> None:
+@pytest.fixture
+def users_pool() -> Iterator[pa.MemoryPool]:
+    """A pool other than pyarrow's default, as a user would choose; the default comes back."""
     saved = pa.default_memory_pool()
     try:
         chosen = pa.jemalloc_memory_pool()
     except NotImplementedError:
         pytest.skip("this pyarrow has no jemalloc")
-    try:
-        pa.set_memory_pool(chosen)
-        with system_arrow_pool():
-            assert pa.default_memory_pool().backend_name == "jemalloc"
+    yield chosen
+    pa.set_memory_pool(saved)
+
+
+def test_a_pool_the_user_chose_stands(users_pool: pa.MemoryPool) -> None:
+    pa.set_memory_pool(users_pool)
+    with system_arrow_pool():
         assert pa.default_memory_pool().backend_name == "jemalloc"
-    finally:
-        pa.set_memory_pool(saved)
+    assert pa.default_memory_pool().backend_name == "jemalloc"
+
+
+@pytest.mark.skipif(not DEFAULT_IS_MIMALLOC, reason="pyarrow's default pool is not mimalloc")
+def test_a_pool_set_by_the_user_during_a_read_stands_after_it(users_pool: pa.MemoryPool) -> None:
+    with system_arrow_pool():
+        pa.set_memory_pool(users_pool)  # the user's choice, while the read runs
+    assert pa.default_memory_pool().backend_name == "jemalloc"
 
 
 @pytest.mark.parametrize("variable", ["mimalloc", "jemalloc"])
