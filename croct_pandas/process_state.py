@@ -43,10 +43,17 @@ class _Counted:
         if hasattr(os, "register_at_fork"):
             # a fork waits for a thread between making the setting and counting it
             os.register_at_fork(
-                before=self._lock.acquire,
-                after_in_parent=self._lock.release,
+                before=self._before_fork,
+                after_in_parent=self._after_fork_in_parent,
                 after_in_child=self._after_fork,
             )
+
+    # looked up on each fork: a child has a lock of its own, and forks again with it
+    def _before_fork(self) -> None:
+        self._lock.acquire()
+
+    def _after_fork_in_parent(self) -> None:
+        self._lock.release()
 
     def _after_fork(self) -> None:
         # a child forked during a block has none of the threads inside it: it starts unset

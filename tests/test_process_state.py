@@ -140,3 +140,28 @@ def test_a_child_forked_during_a_read_starts_with_the_settings_restored() -> Non
         os.waitpid(pid, 0)
         assert not gc.isenabled()  # the parent's block goes on
     assert reported == f"True {before}"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_during_a_read_can_fork_again() -> None:
+    import select
+
+    with paused_gc():
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child forks a grandchild, which reports and leaves
+            os.close(read)
+            grandchild = os.fork()
+            if grandchild == 0:
+                os.write(write, b"grandchild")
+                os._exit(0)
+            os.waitpid(grandchild, 0)
+            os._exit(0)
+        os.close(write)
+        ready, _, _ = select.select([read], [], [], 10)
+        if not ready:
+            os.kill(pid, 9)
+        reported = os.read(read, 100) if ready else b""
+        os.close(read)
+        os.waitpid(pid, 0)
+    assert reported == b"grandchild"
