@@ -61,7 +61,7 @@ class Layout:
             return pa.nulls(self.rows, pa.large_string() if large else type_)
         if rows is None:
             return values.cast(pa.large_string()) if large else values
-        return _spread(values, rows, self.rows, large_text=large_text)
+        return _spread(values, rows, large_text=large_text)
 
     def spread_floats(self, present: Mapping[str, Any]) -> np.ndarray | None:
         """A ``float64`` column that only some types have, straight into the numpy array pandas
@@ -125,12 +125,19 @@ class _Rows:
         self._bitmap: pa.Buffer | None = None
         self._repeats: np.ndarray | None = None
 
-    def bitmap(self) -> pa.Buffer:
+    def bitmap(self, values: pa.Array | None = None) -> pa.Buffer:
+        """The validity bitmap of ``values`` spread onto these rows; without nulls (or values)
+        every one of the rows is valid, and that bitmap is made once."""
+        if values is not None and values.null_count:
+            return self._packed(values.is_valid().to_numpy(zero_copy_only=False))
         if self._bitmap is None:  # two threads may both make it: the same bytes either way
-            valid = np.zeros(self.length, dtype=bool)
-            valid[self.rows] = True
-            self._bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+            self._bitmap = self._packed(True)
         return self._bitmap
+
+    def _packed(self, valid_rows: Any) -> pa.Buffer:
+        valid = np.zeros(self.length, dtype=bool)
+        valid[self.rows] = valid_rows
+        return pa.py_buffer(np.packbits(valid, bitorder="little"))
 
     def repeats(self) -> np.ndarray:
         if self._repeats is None:
@@ -150,16 +157,13 @@ class _Rows:
 _REPEAT_BELOW = 12
 
 
-def _spread(
-    values: pa.Array, rows: np.ndarray | _Rows, length: int, *, large_text: bool = False
-) -> pa.Array:
-    """``length`` nulls with ``values[i]`` at row ``rows[i]`` (``rows`` ascending).
+def _spread(values: pa.Array, placed: _Rows, *, large_text: bool = False) -> pa.Array:
+    """``placed.length`` nulls with ``values[i]`` at row ``placed.rows[i]``.
 
     Text and fixed-width values are laid out with numpy: the text bytes are reused as they are
     and only the offsets (64-bit ones for ``large_text``) and the validity bitmap are rebuilt.
     """
-    placed = rows if isinstance(rows, _Rows) else _Rows(rows, length)
-    rows = placed.rows
+    rows, length = placed.rows, placed.length
     kind = values.type
     buffers = values.buffers()
     offset_width = _OFFSET_WIDTHS.get(kind)
@@ -168,12 +172,7 @@ def _spread(
         index = np.full(length, -1, dtype=np.int64)
         index[rows] = np.arange(len(values))
         return values.take(pa.array(index, mask=index < 0))
-    if values.null_count:
-        valid = np.zeros(length, dtype=bool)
-        valid[rows] = values.is_valid().to_numpy(zero_copy_only=False)
-        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
-    else:
-        bitmap = placed.bitmap()
+    bitmap = placed.bitmap(values)
     nulls = length - len(values) + values.null_count
     if offset_width is not None:
         offsets = np.frombuffer(

@@ -202,7 +202,7 @@ def test_columns_spread_on_one_set_of_rows_share_its_caches_correctly(case):
     placed = _Rows(np.array(rows, dtype=np.int64), length)
     for kind, values, pad, large_text in columns:
         padded = pa.array([None] * pad + values + [None] * pad, _TYPES[kind]).slice(pad, len(rows))
-        got = _spread(padded, placed, length, large_text=large_text)
+        got = _spread(padded, placed, large_text=large_text)
         got.validate(full=True)
         expected: list = [None] * length
         for row, value in zip(rows, values):

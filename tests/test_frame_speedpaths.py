@@ -26,7 +26,7 @@ from croct_pandas.emulator import generate_events
 from croct_pandas.errors import SchemaWarning
 from croct_pandas.frame import build_frame
 from croct_pandas.frame_infer import _categorical
-from croct_pandas.frame_layout import Layout, _spread
+from croct_pandas.frame_layout import Layout, _Rows, _spread
 from croct_pandas.normalize import normalize_items
 
 T0 = 1767225600000  # 2026-01-01T00:00:00Z
@@ -107,12 +107,12 @@ def test_types_with_only_nulls_and_no_types_give_nulls_of_the_type():
 
 def test_spread_of_values_with_an_offset_reads_from_the_offset():
     values = pa.array(["skip", "a", None, "bc", "skip"]).slice(1, 3)
-    got = _spread(values, np.array([0, 2, 5]), 6, large_text=True)
+    got = _spread(values, _Rows(np.array([0, 2, 5]), 6), large_text=True)
     got.validate(full=True)
     assert got.type == pa.large_string()
     assert got.to_pylist() == ["a", None, None, None, None, "bc"]
     stamps = pa.array([1, 2, 3], pa.timestamp("ms", tz="UTC")).slice(1)
-    got = _spread(stamps, np.array([1, 3]), 4)
+    got = _spread(stamps, _Rows(np.array([1, 3]), 4))
     assert got.to_pylist() == [
         None,
         datetime(1970, 1, 1, 0, 0, 0, 2000, tzinfo=timezone.utc),
@@ -248,17 +248,16 @@ def test_sparse_text_repeats_its_offsets_and_shares_the_bitmap(large_text, count
     texts = [f"v{i}" * (i % 3) for i in range(count)]
     with_nulls = [None if i % 4 == 1 else t for i, t in enumerate(texts)]
     padded = pa.array(["pad", *texts, "pad"]).slice(1, count)  # an offset into its buffers
-    from croct_pandas.frame_layout import _Rows
 
     placed = _Rows(rows, length)
     for values, expected in ((padded, texts), (pa.array(with_nulls), with_nulls)):
-        got = _spread(values, placed, length, large_text=large_text)
+        got = _spread(values, placed, large_text=large_text)
         got.validate(full=True)
         assert got.type == (pa.large_string() if large_text else pa.string())
         assert got.to_pylist() == _reference(expected, list(rows), length)
     # a second column on the same rows reuses the bitmap and still reads its own values
     other = pa.array([str(i) for i in range(count)])
-    again = _spread(other, placed, length, large_text=large_text)
+    again = _spread(other, placed, large_text=large_text)
     assert again.to_pylist() == _reference(other.to_pylist(), list(rows), length)
     assert again.buffers()[0] is not None and again.null_count == length - count
 
