@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TypeVar
@@ -26,6 +27,7 @@ import orjson
 
 from croct_pandas.errors import (
     APIError,
+    CancelledError,
     CroctError,
     InvalidArgumentError,
     RateLimitError,
@@ -155,6 +157,10 @@ class Client:
         ``on_wait(seconds, reason)``, called before every wait (backoff or rate limit).
     rng : random.Random, optional
         The source of backoff jitter (seed it for reproducible waits).
+    cancel : threading.Event, optional
+        Once set (from any thread), no further request is sent, a wait between retries ends at
+        once, and the call raises :class:`~croct_pandas.errors.CancelledError` (a request already
+        in flight is let finish; its answer is dropped).
 
     Examples
     --------
@@ -182,6 +188,7 @@ class Client:
         budget: RateBudget | None = None,
         on_wait: OnWait | None = None,
         rng: random.Random | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.base_url = resolve_base_url(base_url)
         self.timeout = check_timeout(timeout)
@@ -206,6 +213,10 @@ class Client:
             _check_callable(on_wait, "on_wait", "a function on_wait(seconds, reason)")
         if rng is not None and not isinstance(rng, random.Random):
             raise InvalidArgumentError(f"rng={rng!r}: rng accepts a random.Random or None")
+        if cancel is not None and not isinstance(cancel, threading.Event):
+            raise InvalidArgumentError(
+                f"cancel={cancel!r}: cancel accepts a threading.Event or None"
+            )
         self._api_key = _Secret(resolve_api_key(api_key))
         self._sleep = sleep
         self._own_transport = transport is None
@@ -215,6 +226,7 @@ class Client:
         self.budget = budget
         self._on_wait = on_wait
         self._rng = rng if rng is not None else random.Random()
+        self._cancel = cancel
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r}, api_key='***')"
@@ -419,9 +431,12 @@ class Client:
         shown = f"{urlsplit(request.url).path}{'?' + urlencode(params) if params else ''}"
         attempt = 0
         while True:
+            self._check_cancel(shown)
             if self.budget is not None:
                 self.budget.acquire(self._on_wait)
+                self._check_cancel(shown)
             outcome, retry_after = self._attempt(request, shown, parse)
+            self._check_cancel(shown)
             if not isinstance(outcome, CroctError):
                 if self.budget is not None:
                     self.budget.on_success()
@@ -454,7 +469,14 @@ class Client:
             reason = "rate limited" if rate_limited else f"retry {attempt}/{self.max_retries}"
             if self._on_wait is not None:
                 self._on_wait(delay, reason)
-            self._sleep(delay)
+            if self._cancel is not None and self._sleep is time.sleep:
+                self._cancel.wait(delay)  # a real wait, which the cancel ends early
+            else:
+                self._sleep(delay)
+
+    def _check_cancel(self, shown: str) -> None:
+        if self._cancel is not None and self._cancel.is_set():
+            raise CancelledError(f"GET {shown} was cancelled")
 
     def _attempt(
         self, request: Request, shown: str, parse: Callable[[bytes], _T]

@@ -12,6 +12,7 @@ The tree::
     │   └── ServerError             5xx
     ├── TransportError              no usable answer: connection reset, timeout, bad JSON
     ├── RetriesExhaustedError       a request kept failing; says what failed and how to resume
+    ├── CancelledError              the call was cancelled (``Client(cancel=...)`` was set)
     └── CacheError                  the local store cannot be read or written
 
     CroctWarning (UserWarning)
@@ -32,6 +33,7 @@ __all__ = [
     "BadRequestError",
     "CacheError",
     "CacheWarning",
+    "CancelledError",
     "CroctError",
     "CroctWarning",
     "InvalidArgumentError",
@@ -124,6 +126,14 @@ class RetriesExhaustedError(CroctError):
     def __init__(self, message: str, *, last_error: BaseException | None = None) -> None:
         super().__init__(message)
         self.last_error = last_error
+
+
+class CancelledError(CroctError):
+    """The client's ``cancel`` event was set: no further request is sent and waits end at once.
+
+    ``read_croct_events`` cancels the requests of its other time slices this way when one of
+    them fails or the call is interrupted.
+    """
 
 
 class CacheError(CroctError):

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from functools import partial
 from typing import Any, Protocol
 
 import pandas as pd
@@ -21,7 +22,7 @@ import pyarrow as pa
 
 from croct_pandas.cache_paths import cache_dir
 from croct_pandas.client import Client, Page
-from croct_pandas.errors import InvalidArgumentError
+from croct_pandas.errors import CancelledError, InvalidArgumentError
 from croct_pandas.frame import build_frame, check_dtype_backend
 from croct_pandas.normalize_pool import PageBatcher
 from croct_pandas.params import (
@@ -221,8 +222,17 @@ def _export(
     call_time: int,
 ) -> pd.DataFrame:
     bar = Progress(start_ms, end_ms, enabled=progress)
+    # set when the export fails or is interrupted: every slice's thread then stops at once,
+    # in a wait or before its next request, instead of retrying on in the background
+    stop = threading.Event()
+    budget = RateBudget(sleep=partial(_wait_unless_stopped, stop))
     client = Client(
-        api_key, base_url=base_url, timeout=timeout, budget=RateBudget(), on_wait=bar.on_wait
+        api_key,
+        base_url=base_url,
+        timeout=timeout,
+        budget=budget,
+        on_wait=bar.on_wait,
+        cancel=stop,
     )
     result = ExportResult()
     try:
@@ -243,7 +253,7 @@ def _export(
             )
         tasks = sink.plan()
         bar.skip_covered(tasks)
-        _run(client, sink, tasks, wanted, page_size, workers, bar, result)
+        _run(client, sink, tasks, wanted, page_size, workers, bar, result, stop)
     finally:
         bar.close()
         client.close()
@@ -276,10 +286,10 @@ def _run(
     workers: int,
     bar: Progress,
     result: ExportResult,
+    stop: threading.Event,
 ) -> None:
     if not tasks:
         return
-    stop = threading.Event()
 
     def follow(task: Slice) -> None:
         position = task.start
@@ -310,6 +320,11 @@ def _run(
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def _wait_unless_stopped(stop: threading.Event, seconds: float) -> None:
+    if stop.wait(seconds):
+        raise CancelledError("the export stopped")
 
 
 def _last_timestamp(page: Page) -> int | None:

@@ -28,6 +28,7 @@ from croct_pandas.errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
+    CancelledError,
     InvalidArgumentError,
     NotFoundError,
     RateLimitError,
@@ -829,3 +830,52 @@ def test_key_fingerprint_is_pbkdf2_and_remembered_without_the_key() -> None:
     assert Client(key + "x", base_url="https://api.example").key_fingerprint(b"salt", 1000) != (
         expected
     )
+
+
+# -- cancelling ------------------------------------------------------------------------------
+
+
+def test_a_set_cancel_sends_nothing_and_a_bad_one_is_refused() -> None:
+    sent: list[Request] = []
+
+    def transport(request: Request) -> Response:
+        sent.append(request)
+        return Response(200, {}, b'{"items": [], "nextCursor": null}')
+
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(CancelledError, match="/export/events"):
+        Client(KEY, transport=transport, cancel=cancel).get_page()
+    assert sent == []
+    with pytest.raises(InvalidArgumentError, match=r"cancel accepts a threading\.Event"):
+        Client(KEY, transport=transport, cancel=True)  # type: ignore[arg-type]
+
+
+def test_cancel_ends_a_real_backoff_wait_at_once() -> None:
+    cancel = threading.Event()
+    sent: list[float] = []
+
+    def transport(request: Request) -> Response:
+        sent.append(time.monotonic())
+        return Response(503, {}, b'{"title": "Unavailable"}')
+
+    # the first retry waits up to 20 s (real time.sleep): the cancel ends it
+    client = Client(KEY, transport=transport, cancel=cancel, backoff=20.0, max_backoff=20.0,
+                    rng=random.Random(1))  # fmt: skip
+    threading.Timer(0.3, cancel.set).start()
+    began = time.monotonic()
+    with pytest.raises(CancelledError):
+        client.get_page()
+    assert len(sent) == 1
+    assert time.monotonic() - began < 10
+
+
+def test_an_answer_arriving_after_the_cancel_is_dropped() -> None:
+    cancel = threading.Event()
+
+    def transport(request: Request) -> Response:
+        cancel.set()  # set while the request is in flight
+        return Response(200, {}, b'{"items": [{"id": "a"}], "nextCursor": "c2"}')
+
+    with pytest.raises(CancelledError):
+        Client(KEY, transport=transport, cancel=cancel).get_page()

@@ -302,3 +302,28 @@ def test_items_explode_every_cart_and_order(store):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert items["timestamp"].is_monotonic_increasing
+
+
+def test_an_interrupted_export_stops_every_slice_at_once(store):
+    # every request fails, so each slice's thread sits in a retry backoff (0.5 s, 1 s, 2 s, ...)
+    # when Ctrl-C arrives: the threads must end then, not retry on in the background
+    import _thread
+    import threading
+    import time
+
+    with Emulator(store, api_key="k", faults=Faults(error_rate=1.0)) as emu:
+        timer = threading.Timer(1.0, _thread.interrupt_main)
+        timer.start()
+        began = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            read(emu, workers=4)
+        interrupted = time.monotonic()
+        timer.join()
+        for thread in threading.enumerate():
+            if thread.name.startswith("croct"):
+                thread.join(5)
+        sent = len(emu.requests)
+        time.sleep(1.5)
+        assert len(emu.requests) == sent  # nothing sent after the threads ended
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("croct")]
+    assert interrupted - began < 5

@@ -1458,12 +1458,6 @@ def test_columns_of_requested_types_are_there_with_their_dtypes_without_events(f
 # == the export stops when it fails ===========================================================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after read_croct_events raised (here a 401 on one slice; also Ctrl-C), the other "
-    "slices' threads keep retrying in the background (export._run only checks `stop` between "
-    "pages) and the interpreter waits for them at exit: up to max_retries backoffs (~45 s seen)",
-)
 def test_no_request_is_sent_after_the_export_raised(monkeypatch):
     import threading
 
