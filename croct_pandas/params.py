@@ -70,7 +70,10 @@ def to_epoch_ms(value: Any, name: str) -> int | None:
     Parameters
     ----------
     value : None, int, float, datetime, date, pandas.Timestamp, numpy.datetime64 or str
-        Integers are epoch milliseconds; naive times are UTC; a date is its midnight UTC.
+        Integers are epoch milliseconds; naive times are UTC; a date is its midnight UTC. A time
+        between two milliseconds counts as the next one: events carry whole milliseconds, so
+        ``start <= timestamp`` and ``timestamp < end`` then select the same events as the
+        exact time would.
     name : str
         The parameter's name, used in the error message.
 
@@ -88,6 +91,8 @@ def to_epoch_ms(value: Any, name: str) -> int | None:
     1793491200000
     >>> to_epoch_ms(None, "end") is None
     True
+    >>> to_epoch_ms("2026-11-01T00:00:00.0005", "start")  # rounded up, never down
+    1793491200001
     """
     if value is None:
         return None
@@ -106,11 +111,11 @@ def to_epoch_ms(value: Any, name: str) -> int | None:
         return _timestamp_ms(value)
     if isinstance(value, datetime):
         aware = value if value.utcoffset() is not None else value.replace(tzinfo=timezone.utc)
-        return (aware - _EPOCH) // _MS
+        return -((_EPOCH - aware) // _MS)  # rounded up to the millisecond
     if isinstance(value, date):
         return (datetime(value.year, value.month, value.day, tzinfo=timezone.utc) - _EPOCH) // _MS
     if isinstance(value, np.datetime64):
-        return int(value.astype("datetime64[ms]").astype(np.int64))
+        return _timestamp_ms(pd.Timestamp(value))
     if isinstance(value, str):
         return _parse_iso(value, name)
     raise _bad(name, value, f"unsupported type {type(value).__name__}; {name} accepts {_ACCEPTS}")
@@ -131,8 +136,9 @@ def _check_ms(ms: int, name: str, raw: Any) -> int:
 def _timestamp_ms(ts: pd.Timestamp) -> int:
     if ts.tzinfo is None:
         ts = ts.tz_localize("UTC")
-    # Timestamp.value is nanoseconds in every pandas unit; floor keeps sub-ms times in their ms
-    return int(ts.value) // 1_000_000
+    # Timestamp.value is nanoseconds in every pandas unit; a time inside a millisecond rounds up
+    # (an event at T is before T + 0.5 ms, so neither bound may move below the time given)
+    return -(-int(ts.value) // 1_000_000)
 
 
 def _parse_iso(text: str, name: str) -> int:

@@ -1136,12 +1136,6 @@ def test_plot_returns_axes():
 # == public-api.md: windows, the cache, settledness, cursors ==================================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="event-frame: only events with start <= timestamp < end; a sub-millisecond bound is "
-    "floored to the millisecond (params._timestamp_ms), so start=T+0.5ms keeps an event at T "
-    "and end=T+0.5ms drops it",
-)
 def test_sub_millisecond_bounds_keep_the_half_open_window():
     event = wire(X, "e0", DAY_MS, url="https://shop.example/")
     with Emulator(events=[event], api_key=KEY) as server:
