@@ -17,6 +17,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from functools import partial
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -339,15 +340,16 @@ def _last_timestamp(page: Page) -> int | None:
 
 
 def _check_settle(settle: Any) -> int:
+    accepts = "settle accepts a duration >= 0 such as '2h', '30min', '0s' or pd.Timedelta(hours=2)"
+    if isinstance(settle, (bool, int, float, np.integer, np.floating)):
+        # a bare number has no unit (pandas would read 5 as 5 nanoseconds)
+        raise InvalidArgumentError(f"settle={settle!r}: a number has no unit; {accepts}")
     try:
         delta = pd.Timedelta(settle)
     except (TypeError, ValueError):
         delta = pd.NaT
-    if delta is pd.NaT or isinstance(settle, bool) or delta < pd.Timedelta(0):
-        raise InvalidArgumentError(
-            f"settle={settle!r}: settle accepts a duration >= 0 such as '2h', '30min' or "
-            "pd.Timedelta(hours=2)"
-        )
+    if delta is pd.NaT or delta < pd.Timedelta(0):
+        raise InvalidArgumentError(f"settle={settle!r}: {accepts}")
     return int(delta / pd.Timedelta(milliseconds=1))
 
 

@@ -11,6 +11,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from croct_pandas.errors import InvalidArgumentError
+
 __all__ = ["DTYPE_BACKENDS", "FrameBuilder", "check_dtype_backend", "read_parquet_frame"]
 
 DTYPE_BACKENDS = (None, "numpy_nullable", "pyarrow")
@@ -115,7 +117,7 @@ def read_parquet_frame(path: str, dtype_backend: str | None = None) -> pd.DataFr
 def check_dtype_backend(value: object) -> str | None:
     """Validate ``dtype_backend`` the way pandas' readers do."""
     if value not in DTYPE_BACKENDS:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"dtype_backend must be None, 'numpy_nullable' or 'pyarrow', not {value!r}"
         )
     return value

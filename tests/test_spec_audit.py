@@ -282,11 +282,6 @@ def test_bad_read_arguments_are_refused_before_any_request(emu, bad, param, hint
     assert emu.requests == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="README: 'All errors derive from cp.CroctError'; a bad dtype_backend raises a plain "
-    "ValueError (frame_pandas.check_dtype_backend), not InvalidArgumentError",
-)
 def test_a_bad_dtype_backend_is_a_croct_error(emu):
     emu.reset_log()
     with pytest.raises(errors.InvalidArgumentError, match="dtype_backend"):
@@ -301,11 +296,6 @@ def test_a_bad_dtype_backend_is_refused_before_any_request(emu):
     assert emu.requests == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="public-api: settle is a duration such as '2h'; a bare number (settle=5) is taken as "
-    "pd.Timedelta(5) = 5 ns, i.e. settle='0s', and the read goes ahead with no error",
-)
 def test_a_unitless_settle_is_refused(emu):
     emu.reset_log()
     with pytest.raises(errors.InvalidArgumentError, match="settle"):
