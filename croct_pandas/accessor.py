@@ -59,9 +59,7 @@ class CroctAccessor:
         """Count a funnel as ``docs/funnels.md`` defines; see :func:`croct_pandas.funnel.funnel`."""
         from croct_pandas.funnel import funnel
 
-        self.require("type", "timestamp", by)
-        if breakdown is not None:
-            self.require(breakdown)
+        self.require("type", "timestamp")  # by and breakdown: funnel() names the parameter
         return funnel(
             self._frame,
             steps,

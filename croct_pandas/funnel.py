@@ -122,6 +122,12 @@ def funnel(
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
+    if not isinstance(by, str):
+        raise TypeError(f"by must be the name of one column (a str), got {by!r}")
+    if breakdown is not None and not isinstance(breakdown, str):
+        raise TypeError(
+            f"breakdown must be the name of one column (a str) or None, got {breakdown!r}"
+        )
     for column, param in (("type", "df"), ("timestamp", "df"), (by, "by")):
         if column not in df.columns:
             raise ValueError(f"{param}: the frame has no column {column!r}")
@@ -146,6 +152,10 @@ def funnel(
     if exclude is not None:
         if isinstance(exclude, (str, Step)):
             exclude = [exclude]
+        if not isinstance(exclude, Iterable):
+            raise TypeError(
+                f"exclude must be an event type, a Step or a list of them, got {exclude!r}"
+            )
         step_types = {t for spec in specs for t in spec.types}
         excl_specs = [_spec(e, "exclude") for e in exclude]
         excl_mask = np.zeros(len(df), dtype=bool)

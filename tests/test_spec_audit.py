@@ -752,12 +752,6 @@ def test_bad_funnel_arguments_name_the_parameter(bad, hint):
         df.croct.funnel(options.pop("steps"), **options)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="common rule: bad input names the parameter; a missing `by` or `breakdown` column "
-    "through df.croct.funnel raises 'this frame lacks the column(s) ...' (accessor.require) "
-    "without naming by/breakdown",
-)
 @pytest.mark.parametrize("bad", [{"by": "visitor"}, {"breakdown": "nope"}])
 def test_a_missing_by_or_breakdown_column_names_the_parameter(bad):
     df = frame([("u1", A, "0s"), ("u1", B, "1s")])
@@ -765,11 +759,6 @@ def test_a_missing_by_or_breakdown_column_names_the_parameter(bad):
         df.croct.funnel(TWO, **bad)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="common rule: bad input names the parameter; by=['userId'] raises "
-    "\"TypeError: unhashable type: 'list'\" and exclude=5 \"'int' object is not iterable\"",
-)
 @pytest.mark.parametrize("bad", [{"by": ["userId"]}, {"exclude": 5}])
 def test_a_wrongly_typed_by_or_exclude_names_the_parameter(bad):
     df = frame([("u1", A, "0s"), ("u1", B, "1s")])
