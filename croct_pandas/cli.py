@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = ["main"]
 
@@ -19,6 +19,14 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 class UsageError(Exception):
     """A mistake in the command line or its input: exit 2 with one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are one line on stderr (exit 2), with where to find help, not the whole
+    usage block; the sub-commands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
+        print("croct-pandas: error: a command is needed (see above)", file=sys.stderr)
         return EXIT_USAGE
     from croct_pandas.errors import CroctError, InvalidArgumentError
 
@@ -54,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     from croct_pandas import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="croct-pandas",
         description="Croct's event data in pandas: export, cache, funnels and a local emulator.",
     )

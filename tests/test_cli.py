@@ -64,7 +64,27 @@ def test_every_command_has_help(command):
 
 
 def test_no_command_is_a_usage_error():
-    assert cli().returncode == 2
+    result = cli()
+    assert result.returncode == 2
+    assert "usage: croct-pandas" in result.stdout  # the help, then one line on stderr
+    assert result.stderr.strip() == "croct-pandas: error: a command is needed (see above)"
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (("export", "--start", "2026-01-01", "--end", "2026-01-02", "--output", "x.parquet",
+          "--page-size", "abc"), "--page-size"),
+        (("export", "--start", "2026-01-01"), "--end, --output"),
+        (("funnel", "f.parquet", "--steps", "a,b", "--order", "sideways"), "--order"),
+        (("emulator", "--port", "abc"), "--port"),
+    ],
+)  # fmt: skip
+def test_a_command_line_mistake_is_one_line_naming_the_option(argv, named):
+    result = cli(*argv)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0] and f"{argv[0]} --help" in lines[0]
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])

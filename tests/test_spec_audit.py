@@ -1343,11 +1343,6 @@ def test_cli_exit_codes_and_one_line_errors(emu, tmp_path, capsys, monkeypatch):
     assert code == 1 and len(err.strip().splitlines()) == 1 and "a-wrong-key-0000" not in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="public-api: exit 2 for bad usage with 'one line on stderr'; an argparse error (a "
-    "value of the wrong type, a missing required option) prints the usage block too: 5+ lines",
-)
 def test_cli_usage_errors_are_one_line(emu, tmp_path, capsys):
     argv = ["export", "--start", DAY, "--end", NEXT, "--output", str(tmp_path / "e.parquet")]
     code, _, err = cli([*argv, "--page-size", "abc"], capsys)
