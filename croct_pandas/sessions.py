@@ -46,7 +46,7 @@ SESSION_COLUMNS = (
 
 
 def sessions(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per session, sorted by start (public-api.md, "Sessions").
+    """One row per session, sorted by start (``docs/funnels.md``, "Sessions").
 
     Rows without a ``sessionId`` are left out; payload columns the frame lacks give null
     columns. ``revenue`` is 0.0 without orders and NaN when the orders use several currencies
