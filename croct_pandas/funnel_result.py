@@ -212,7 +212,9 @@ class FunnelResult:
     # -- display ----------------------------------------------------------------------
 
     def _header(self) -> str:
-        window = "unbounded" if self.within is None else str(self.within)
+        from croct_pandas.plotting import duration_text  # pandas and numpy only at import
+
+        window = "unbounded" if self.within is None else duration_text(self.within)
         extra = f", breakdown {self.breakdown}" if self.breakdown else ""
         extra += f", excluding {', '.join(self.exclude)}" if self.exclude else ""
         return (

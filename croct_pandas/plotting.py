@@ -182,16 +182,26 @@ def _funnel_title(result: Any, group_col: str | None) -> str:
     if group_col:
         parts.append(f"by {group_col}")
     if within is not None and pd.notna(within):
-        parts.append(f"(within {_duration(pd.Timedelta(within))})")
+        parts.append(f"(within {duration_text(pd.Timedelta(within))})")
     return " ".join(parts)
 
 
-def _duration(td: pd.Timedelta) -> str:
+def duration_text(td: pd.Timedelta) -> str:
+    """A whole number of the largest unit that divides ``td`` (``'7 days'``, ``'90 minutes'``).
+
+    Examples
+    --------
+    >>> duration_text(pd.Timedelta("7D")), duration_text(pd.Timedelta("1h"))
+    ('7 days', '1 hour')
+    >>> duration_text(pd.Timedelta("1.5s")), duration_text(pd.Timedelta(0))
+    ('1.5 seconds', '0 seconds')
+    """
     for name, unit in _UNITS:
         if td >= unit and td % unit == pd.Timedelta(0):
             count = int(td / unit)
             return f"{count} {name[:-1] if count == 1 else name}"
-    return str(td)
+    seconds = td.total_seconds()
+    return f"{seconds:g} {'second' if seconds == 1 else 'seconds'}"
 
 
 def _unit_of(values: pd.Series) -> tuple[str, pd.Timedelta]:

@@ -393,7 +393,7 @@ def test_views_of_the_result() -> None:
         result.entities(4)
     with pytest.raises(ValueError, match="from_step must come before to_step"):
         result.time_to_convert(3, 1)
-    header = "productViewed → checkoutStarted → orderPlaced · within 7 days 00:00:00 · by userId"
+    header = "productViewed → checkoutStarted → orderPlaced · within 7 days · by userId"
     assert header in repr(result) and "3 entities" in repr(result)
     assert "<table" in result._repr_html_() and header in result._repr_html_()
 
