@@ -255,27 +255,28 @@ def _export(
         tasks = sink.plan()
         bar.skip_covered(tasks)
         _run(client, sink, tasks, wanted, page_size, workers, bar, result, stop)
+        bar.note("building the frame")
+        attrs = {
+            "metadata": result.metadata,
+            "start": _iso(start_ms),
+            "end": _iso(end_ms),
+            "events": sorted(wanted) if wanted is not None else None,
+            "spec_version": None,  # the sink says which versions it read
+            "fetched_at": _iso(call_time),
+            "provisional": end_ms > call_time - settle_ms,
+        }
+        attrs.update(sink.attrs())
+        return build_frame(
+            sink.tables(),
+            events=wanted,
+            dtype_backend=dtype_backend,
+            start=start_ms,
+            end=end_ms,
+            attrs=attrs,
+        )
     finally:
         bar.close()
         client.close()
-    attrs = {
-        "metadata": result.metadata,
-        "start": _iso(start_ms),
-        "end": _iso(end_ms),
-        "events": sorted(wanted) if wanted is not None else None,
-        "spec_version": None,  # the sink says which versions it read
-        "fetched_at": _iso(call_time),
-        "provisional": end_ms > call_time - settle_ms,
-    }
-    attrs.update(sink.attrs())
-    return build_frame(
-        sink.tables(),
-        events=wanted,
-        dtype_backend=dtype_backend,
-        start=start_ms,
-        end=end_ms,
-        attrs=attrs,
-    )
 
 
 def _run(

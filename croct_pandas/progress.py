@@ -32,10 +32,15 @@ class Progress:
         self._bar: Any = None
         self._waiting = ""
         if enabled:
+            import sys
+
             from tqdm.auto import tqdm
 
             total = None if start is None else end - start
+            # a log or a pipe keeps every frame: a few a minute there, not ten a second
+            quiet = not getattr(sys.stderr, "isatty", lambda: False)()
             self._bar = tqdm(
+                mininterval=5.0 if quiet else 0.1,
                 total=total,
                 desc="Croct export",
                 unit="ms",
@@ -70,17 +75,26 @@ class Progress:
                 self._refresh()
 
     def on_wait(self, seconds: float, reason: str) -> None:
+        if seconds < 0.05:  # too short to read; shown, it only flickers
+            return
         with self._lock:
             self._waiting = f" · waiting {seconds:.1f} s ({reason})"
             self._refresh()
 
-    def _refresh(self) -> None:
+    def note(self, text: str) -> None:
+        """Show what happens after the last page (``"building the frame"``) until :meth:`close`."""
+        with self._lock:
+            self._waiting = f" · {text}"
+            self._refresh(now=True)
+
+    def _refresh(self, now: bool = False) -> None:
         if self._bar is not None:
-            self._bar.set_postfix_str(f"{self.events:,} events{self._waiting}", refresh=True)
+            # tqdm redraws at its own pace (mininterval); forcing it on every page floods logs
+            self._bar.set_postfix_str(f"{self.events:,} events{self._waiting}", refresh=now)
 
     def close(self) -> None:
         with self._lock:
             if self._bar is not None:
                 self._waiting = ""
                 self._refresh()
-                self._bar.close()
+                self._bar.close()  # draws the final state once
