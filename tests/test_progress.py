@@ -41,3 +41,17 @@ def test_disabled_is_silent(capsys):
     bar.advance(plan_slices(None, 10, 1)[0], None, 5, 3)
     bar.close()
     assert capsys.readouterr().err == ""
+
+
+def test_after_the_last_page_the_bar_says_so_and_ends_on_the_count(capsys):
+    start = 1767225600000
+    bar = Progress(start, start + 1000, enabled=True)
+    bar.advance(plan_slices(start, start + 1000, 1)[0], start, start + 1000, 5)
+    bar.on_wait(0.01, "rate limited")  # too short to show
+    bar.note("building the frame")
+    bar.close()
+    frames = [f.strip() for f in capsys.readouterr().err.replace("\r", "\n").splitlines()]
+    frames = [f for f in frames if f]
+    assert any(f.endswith("5 events · building the frame") for f in frames)
+    assert frames[-1].endswith("5 events")  # the final line drops the note
+    assert not any("waiting" in f for f in frames)
