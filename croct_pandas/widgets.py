@@ -94,6 +94,10 @@ class Explorer:
         self.status = w.HTML()
         self.widget = self._layout(w)
         self.widget.explorer = self
+        #: the steps as last picked, with those the type filter hides now: re-ticking a type
+        #: brings its steps back where they were
+        self._picked = list(self.controls["steps"].value)
+        self._filtering = False
         for control in self.controls.values():
             control.observe(self._changed, names="value")
         self.redraw()
@@ -200,14 +204,31 @@ class Explorer:
         )
 
     def _changed(self, change: dict[str, Any]) -> None:
+        steps = self.controls["steps"]
         if change["owner"] is self.controls["types"]:
             # steps come from the types the filter keeps
             kept = list(change["new"])
-            steps = self.controls["steps"]
             steps.allowed_tags = kept
-            if any(t not in kept for t in steps.value):
-                steps.value = [t for t in steps.value if t in kept]  # observed: redraws once
+            shown = [t for t in self._picked if t in kept]
+            if shown != list(steps.value):
+                self._filtering = True
+                try:
+                    steps.value = shown  # observed: redraws once
+                finally:
+                    self._filtering = False
                 return
+        elif change["owner"] is steps and not self._filtering:
+            # the user's own pick; steps hidden by the type filter keep their places in it
+            keeping = set(self.controls["types"].value)
+            picked = list(change["new"])
+            for place, step in enumerate(self._picked):
+                if step in keeping:
+                    continue
+                # after the nearest step before it that is still picked (else first)
+                before = [t for t in self._picked[:place] if t in picked]
+                at = picked.index(before[-1]) + 1 if before else 0
+                picked.insert(at, step)
+            self._picked = picked
         self.redraw()
 
     # -- drawing ----------------------------------------------------------------------------

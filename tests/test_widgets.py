@@ -123,6 +123,7 @@ def test_date_range_keeps_whole_days(events, explorer):
 
 def test_type_filter_narrows_the_step_choices(explorer):
     steps = explorer.controls["steps"]
+    before = list(steps.value)
     kept = [t for t in explorer.state.types if t != "checkoutStarted"]
     explorer.controls["types"].value = tuple(kept)
     assert "checkoutStarted" not in steps.allowed_tags
@@ -133,6 +134,19 @@ def test_type_filter_narrows_the_step_choices(explorer):
         "cartModified",
         "orderPlaced",
     ]
+    # ticking the type again brings its step back where it was
+    explorer.controls["types"].value = tuple(explorer.state.types)
+    assert list(steps.value) == before
+    assert list(explorer.result.steps) == before
+
+
+def test_a_step_hidden_by_the_filter_keeps_its_place_through_other_edits(explorer):
+    steps = explorer.controls["steps"]
+    kept = [t for t in explorer.state.types if t != "checkoutStarted"]
+    explorer.controls["types"].value = tuple(kept)
+    steps.value = [t for t in steps.value if t != "cartModified"]  # the user's own edit
+    explorer.controls["types"].value = tuple(explorer.state.types)
+    assert list(steps.value) == ["pageOpened", "productViewed", "checkoutStarted", "orderPlaced"]
 
 
 def test_device_and_country_select_sessions_not_rows(events, explorer):
