@@ -49,13 +49,22 @@ from croct_pandas.params import (
 from croct_pandas.retry import OnWait, RateBudget, parse_retry_after, retry_delay, should_retry
 from croct_pandas.transport import (
     API_KEY_HEADER,
+    ConnectFailedError,
     Request,
     RequestsTransport,
     Response,
     Transport,
 )
 
-__all__ = ["Client", "Page", "RateBudget", "Request", "RequestsTransport", "Response"]
+__all__ = [
+    "Client",
+    "ConnectFailedError",
+    "Page",
+    "RateBudget",
+    "Request",
+    "RequestsTransport",
+    "Response",
+]
 
 logger = logging.getLogger("croct_pandas.client")
 
@@ -65,6 +74,11 @@ _T = TypeVar("_T")
 #: :meth:`Client.key_fingerprint`)
 _FINGERPRINTS: dict[bytes, str] = {}
 _FINGERPRINTS_KEPT = 64
+#: Retries of a connection that cannot be made to a host that has never answered this client:
+#: a wrong base_url or no network fails in about a second instead of a minute of backoff
+UNREACHED_RETRIES = 2
+#: The longest wait before each of those retries, in seconds
+UNREACHED_WAIT = 1.0
 
 
 class _Secret:
@@ -140,7 +154,11 @@ class Client:
         Seconds per HTTP request (connect and read).
     max_retries : int
         Retries per request after the first attempt, on 408/429/5xx, connection errors,
-        timeouts and truncated or invalid bodies.
+        timeouts and truncated or invalid bodies. Until the host has answered this client once
+        (any HTTP response), a connection that cannot be made at all (the host name does not
+        resolve, the connection is refused or has no route) is retried at most twice, after
+        waits of at most a second, and then raises RetriesExhaustedError saying the host could
+        not be reached; timeouts and resets are always retried ``max_retries`` times.
     backoff, max_backoff : float
         Exponential backoff: the n-th retry waits a random time up to
         ``min(max_backoff, backoff * 2**(n-1))`` seconds.
@@ -227,6 +245,9 @@ class Client:
         self._on_wait = on_wait
         self._rng = rng if rng is not None else random.Random()
         self._cancel = cancel
+        # whether any HTTP response ever came back: from then on a failure to connect is
+        # taken for a passing one (a restart, a network blip) and gets the full retries
+        self._answered = False
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r}, api_key='***')"
@@ -429,7 +450,7 @@ class Client:
         }
         request = Request("GET", self.base_url + path, params, headers, self.timeout)
         shown = f"{urlsplit(request.url).path}{'?' + urlencode(params) if params else ''}"
-        attempt = 0
+        attempt = unreached = 0
         while True:
             self._check_cancel(shown)
             if self.budget is not None:
@@ -443,6 +464,12 @@ class Client:
                 return outcome
             failure = outcome
             attempt += 1
+            never_answered = False
+            if isinstance(failure, ConnectFailedError) and not self._answered:
+                never_answered = True
+                unreached += 1
+                if unreached > min(UNREACHED_RETRIES, self.max_retries):
+                    self._unreachable(unreached, failure)
             if attempt > self.max_retries:
                 self._exhausted(shown, attempt, failure, cursor)
             delay = retry_delay(
@@ -453,6 +480,8 @@ class Client:
                 max_retry_after=self.max_retry_after,
                 rng=self._rng,
             )
+            if never_answered:
+                delay = min(delay, UNREACHED_WAIT)
             rate_limited = isinstance(failure, RateLimitError)
             logger.debug(
                 "retry %d/%d of GET %s in %.2f s after %s",
@@ -466,7 +495,12 @@ class Client:
                 # the shared budget holds every worker; acquire() does the waiting
                 self.budget.on_rate_limited(delay)
                 continue
-            reason = "rate limited" if rate_limited else f"retry {attempt}/{self.max_retries}"
+            if rate_limited:
+                reason = "rate limited"
+            elif never_answered:
+                reason = f"connecting, retry {unreached}/{min(UNREACHED_RETRIES, self.max_retries)}"
+            else:
+                reason = f"retry {attempt}/{self.max_retries}"
             if self._on_wait is not None:
                 self._on_wait(delay, reason)
             if self._cancel is not None and self._sleep is time.sleep:
@@ -489,7 +523,10 @@ class Client:
             logger.debug(
                 "GET %s -> %s in %.3f s", shown, self._scrub(str(exc)), time.perf_counter() - began
             )
+            if isinstance(exc, ConnectFailedError):
+                return ConnectFailedError(self._scrub(str(exc)), host=self._scrub(exc.host)), None
             return TransportError(self._scrub(str(exc))), None
+        self._answered = True
         logger.debug(
             "GET %s -> %d, %d bytes in %.3f s",
             shown,
@@ -523,6 +560,14 @@ class Client:
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._api_key.reveal(), "***")
+
+    def _unreachable(self, attempts: int, failure: ConnectFailedError) -> NoReturn:
+        raise RetriesExhaustedError(
+            f"Could not reach the API at {self.base_url} ({attempts} attempts; last failure: "
+            f"{failure}). Check base_url (or the CROCT_API_URL environment variable) and the "
+            "network connection (and any proxy settings)",
+            last_error=failure,
+        )
 
     def _exhausted(
         self, shown: str, attempts: int, failure: CroctError, cursor: str | None

@@ -16,9 +16,13 @@ Examples
 
 from __future__ import annotations
 
+import errno
+import re
+import socket
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -26,10 +30,40 @@ from requests.structures import CaseInsensitiveDict
 
 from croct_pandas.errors import TransportError
 
-__all__ = ["API_KEY_HEADER", "Request", "RequestsTransport", "Response", "Transport"]
+__all__ = [
+    "API_KEY_HEADER",
+    "ConnectFailedError",
+    "Request",
+    "RequestsTransport",
+    "Response",
+    "Transport",
+]
 
 API_KEY_HEADER = "X-Api-Key"
 _CHUNK = 1 << 20
+#: errnos of a connection that was never made; a reset or a timeout is not one of them
+_NOT_CONNECTED = frozenset({errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH})
+#: urllib3's "HTTPSConnectionPool(host='…', port=443): " prefix; the message names the host anyway
+_POOL_PREFIX = re.compile(r"^HTTPS?Connection(?:Pool)?\(host='[^']*', port=\d+\): ")
+
+
+class ConnectFailedError(TransportError):
+    """No connection could be made: the host name did not resolve, or the host refused the
+    connection or could not be routed to. Not a timeout, and not a reset after connecting.
+
+    ``host`` is the ``host:port`` that was tried. The client gives up on it after two quick
+    retries while it has never had an answer from the host (see ``Client``).
+
+    Examples
+    --------
+    >>> error = ConnectFailedError("connection failed: 127.0.0.1:1 refused", host="127.0.0.1:1")
+    >>> isinstance(error, TransportError), error.host
+    (True, '127.0.0.1:1')
+    """
+
+    def __init__(self, message: str, *, host: str = "") -> None:
+        super().__init__(message)
+        self.host = host
 
 
 @dataclass(frozen=True)
@@ -85,7 +119,9 @@ Transport = Callable[[Request], Response]
 class RequestsTransport:
     """The real transport: ``requests`` with one ``Session`` per thread, redirects not followed.
 
-    Connection errors, timeouts and cut-off bodies become :class:`TransportError`. With
+    Connection errors, timeouts and cut-off bodies become :class:`TransportError`; a connection
+    that was never made (the host name did not resolve, the host refused it or has no route)
+    becomes its subclass :class:`ConnectFailedError`. Messages name the host and stay short. With
     ``trust_env=False`` (used for loopback hosts) proxy settings from the environment are ignored.
 
     Examples
@@ -127,7 +163,7 @@ class RequestsTransport:
                 # that loop costs more CPU than the bytes (pages are ~0.5 MB)
                 body = b"".join(reply.iter_content(_CHUNK))
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise TransportError(_describe(exc, request)) from None
+            raise _transport_error(exc, request) from None
         return Response(reply.status_code, dict(reply.headers), body)
 
     def close(self) -> None:
@@ -138,14 +174,63 @@ class RequestsTransport:
             session.close()
 
 
-def _describe(exc: BaseException, request: Request) -> str:
+def _transport_error(exc: BaseException, request: Request) -> TransportError:
+    """The :class:`TransportError` for a failed request: a :class:`ConnectFailedError` when no
+    connection was made at all, with the host kept readable in either case."""
+    reason = _reason(exc)
+    # the connection's own host, which is the proxy's when the request went through one
+    conn = getattr(reason, "conn", None)
+    name = getattr(conn, "host", None)
+    port = getattr(conn, "port", None)
+    where = f"{name}:{port}" if name else urlsplit(request.url).netloc.rpartition("@")[2]
+    cause = _connect_cause(reason)
+    if cause is not None:
+        if isinstance(cause, socket.gaierror):
+            what = f"could not resolve the host name {name or where!r}"
+        elif cause.errno == errno.ECONNREFUSED:
+            what = f"{where} refused the connection"
+        else:
+            what = f"no route to {where}"
+        return ConnectFailedError(f"connection failed: {what} ({_shorten(str(cause))})", host=where)
     if isinstance(exc, requests.Timeout):
         kind = f"timed out after {request.timeout:g} s"
     elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
         kind = "response cut off"
     else:
         kind = "connection failed"
-    text = str(exc)
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return f"{kind} ({type(exc).__name__}: {text})"
+    text = _shorten(_POOL_PREFIX.sub("", str(reason)))
+    return TransportError(f"{kind} ({where}; {type(exc).__name__}: {text})")
+
+
+def _reason(exc: BaseException) -> BaseException:
+    """What went wrong underneath requests' wrapper, whose own text repeats the whole URL
+    (the query and its cursor too, which pushed the host out of a shortened message)."""
+    inner = exc.args[0] if isinstance(exc, requests.RequestException) and exc.args else exc
+    if isinstance(inner, urllib3.exceptions.MaxRetryError) and inner.reason is not None:
+        return inner.reason
+    return inner if isinstance(inner, BaseException) else exc
+
+
+def _connect_cause(reason: BaseException) -> OSError | None:
+    """The OS error that kept a connection from being made (the name did not resolve, the
+    host refused or cannot be routed to); None for timeouts and for failures after connecting."""
+    if not isinstance(reason, urllib3.exceptions.NewConnectionError):
+        return None
+    seen: set[int] = set()
+    error: BaseException | None = reason
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, socket.gaierror) or (
+            isinstance(error, OSError) and error.errno in _NOT_CONNECTED
+        ):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _shorten(text: str, limit: int = 240) -> str:
+    """``text`` up to ``limit`` characters, cut between words."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > limit // 2 else limit].rstrip(" ,;:") + " ..."
