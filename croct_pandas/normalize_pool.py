@@ -126,8 +126,10 @@ class _Worker:
         self._waiting: deque[Future[NormalizedPage]] = deque()
         self._outbox: queue.SimpleQueue[list[bytes] | None] = queue.SimpleQueue()
         # named apart from the export's "croct" threads: these live as long as the worker
-        for target, name in ((self._write, "writer"), (self._read, "reader")):
-            threading.Thread(target=target, name=f"normalizer-{name}", daemon=True).start()
+        self._reader = threading.Thread(target=self._read, name="normalizer-reader", daemon=True)
+        self._writer = threading.Thread(target=self._write, name="normalizer-writer", daemon=True)
+        self._reader.start()
+        self._writer.start()
 
     def submit(self, bodies: list[bytes]) -> Future[NormalizedPage] | None:
         """Queue a batch; None when the worker is gone or already holds enough."""
@@ -180,17 +182,26 @@ class _Worker:
         for future in waiting:
             future.set_exception(WorkerError(reason))
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the process (killed after ``timeout`` seconds) and close both pipes."""
         self._outbox.put(None)
         if self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError):
                 self.proc.stdin.close()
         try:
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
         self._fail("the worker was shut down")
+        # the reader meets the end of the pipe now that the process is gone; closing the pipe
+        # under a read would wait for that read anyway. Left open, the pipe's file object is
+        # only collected at interpreter exit, with a ResourceWarning (seen under python -X dev)
+        if threading.current_thread() is not self._reader:
+            self._reader.join(timeout)
+        if self.proc.stdout is not None and not self._reader.is_alive():
+            with contextlib.suppress(OSError, ValueError):
+                self.proc.stdout.close()
 
 
 _lock = threading.Lock()
@@ -201,6 +212,7 @@ def _submit(bodies: list[bytes], *, start: bool) -> Future[NormalizedPage] | Non
     """Hand a batch to the least busy worker; None when none has room (or none runs and
     ``start`` is false)."""
     with _lock:
+        gone = [w for w in _workers if not w.alive]
         _workers[:] = [w for w in _workers if w.alive]
         if not _workers and start and worker_enabled():
             try:
@@ -208,6 +220,8 @@ def _submit(bodies: list[bytes], *, start: bool) -> Future[NormalizedPage] | Non
             except OSError as exc:
                 logger.debug("no worker process (%s); normalising in this process", exc)
         ranked = sorted(_workers, key=lambda w: w.in_flight)
+    for dead in gone:  # outside the lock; its process has exited or is exiting: reap it
+        dead.close(timeout=1.0)
     for worker in ranked:
         future = worker.submit(bodies)
         if future is not None:

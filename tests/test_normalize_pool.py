@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -188,3 +190,46 @@ def test_a_forked_child_starts_its_own_workers_and_leaves_the_parents_alone(work
 def test_normalize_bodies_reads_whole_response_bodies() -> None:
     bodies = [orjson.dumps({"items": EVENTS[:10]}), orjson.dumps({"items": EVENTS[10:25]})]
     assert normalize_bodies(bodies).num_rows == 25
+
+
+_READ_THEN_EXIT = """
+import croct_pandas as cp
+from croct_pandas import normalize_pool
+from croct_pandas.emulator import Emulator
+with Emulator(users=100, days=2) as emu:
+    df = cp.read_croct_events("2026-01-01", "2026-01-03", api_key=emu.api_key, base_url=emu.url,
+                              cache=False, progress=False)
+print(len(df), len(normalize_pool._workers))
+"""
+
+
+def test_the_workers_pipes_are_closed_when_the_interpreter_exits() -> None:
+    env = {**os.environ, "CROCT_PANDAS_WORKER": "1"}
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error::ResourceWarning", "-c", _READ_THEN_EXIT],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    rows, workers = map(int, done.stdout.split())
+    assert rows > normalize_pool.START_EVENTS and workers == 1, "the read started the worker"
+    assert "ResourceWarning" not in done.stderr and "unclosed" not in done.stderr, done.stderr
+
+
+def test_a_dead_worker_is_reaped_with_its_pipes(worker: None) -> None:
+    run(pages_of(EVENTS))
+    dead = list(normalize_pool._workers)
+    assert dead
+    for worker_process in dead:
+        os.kill(worker_process.proc.pid, signal.SIGKILL)
+        worker_process.proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while any(w.alive for w in dead) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the reader threads notice the exits
+    run(pages_of(EVENTS[:600]))
+    assert not set(normalize_pool._workers) & set(dead)
+    for worker_process in dead:
+        assert worker_process.proc.stdout is not None and worker_process.proc.stdout.closed
+        assert worker_process.proc.stdin is not None and worker_process.proc.stdin.closed
