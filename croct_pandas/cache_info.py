@@ -158,7 +158,7 @@ def clear_cache(cache: Any = True, *, application: str | None = None) -> None:
 
 def check_cache(cache: Any) -> str:
     """The folder ``cache`` names (``True``: the default one); False and others raise."""
-    folder = cache_dir(cache)
+    folder = cache_dir(cache, writable=False)  # reads and deletes: a missing folder is empty
     assert folder is not None
     return folder
 

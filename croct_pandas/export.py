@@ -197,7 +197,7 @@ def read_croct_events(
     if not isinstance(refresh, bool):
         raise InvalidArgumentError(f"refresh={refresh!r}: refresh accepts True or False")
     settle_ms = _check_settle(settle)
-    cache_root = cache_dir(cache, may_be_off=True)
+    cache_root = cache_dir(cache, may_be_off=True, writable=True)
 
     with paused_gc(), system_arrow_pool():
         return _export(
