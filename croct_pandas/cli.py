@@ -1,20 +1,70 @@
 """The ``croct-pandas`` command: demo, export, funnel, cache and emulator.
 
 Exit codes: 0 done; 1 the API or the disk failed; 2 bad usage or input (one line on stderr, no
-traceback); 130 interrupted.
+traceback); 130 interrupted. Everything a command can check is checked before its first request.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, NoReturn
 
-__all__ = ["main"]
+__all__ = ["cli_terms", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+EXIT_CODES = """exit codes:
+  0    done
+  1    the API or the disk failed
+  2    bad usage or input (one line on stderr)
+  130  interrupted (an export with a cache resumes when run again)"""
+KEY_NOTE = (
+    "The API key is read from the CROCT_API_KEY environment variable, never from an option:\n"
+    "command lines end up in shell history."
+)
+OUTPUT_SUFFIXES = (".parquet", ".csv", ".jsonl")
+
+#: Python parameter -> command-line option, to word the Python API's errors for the command line
+OPTIONS = {
+    "start": "--start",
+    "end": "--end",
+    "events": "--events",
+    "page_size": "--page-size",
+    "workers": "--workers",
+    "base_url": "--base-url",
+    "cache": "--cache",
+    "application": "--application",
+    "steps": "--steps",
+    "within": "--within",
+    "by": "--by",
+    "order": "--order",
+    "breakdown": "--breakdown",
+}
+# what an option accepts, where the Python message lists Python types
+_ACCEPTS = {
+    "start": "an ISO 8601 date or time such as 2026-11-01, 2026-11-01T10:00 or "
+    "2026-11-01T10:00:00Z (UTC without an offset), or epoch milliseconds",
+    "cache": "a folder path",
+}
+_ACCEPTS["end"] = _ACCEPTS["start"]
+_PHRASES = (
+    ("pass events=None to include every type", "leave out --events to include every type"),
+    ("pass milliseconds or a datetime", "pass epoch milliseconds or an ISO date"),
+    ("the api_key argument, then the CROCT_API_KEY", "the CROCT_API_KEY"),
+    ("pass the key as api_key", "give the key in CROCT_API_KEY"),
+    ("Check base_url (or the CROCT_API_URL", "Check --base-url (or the CROCT_API_URL"),
+    ("must be None or requests per second above 0", "must be requests per second above 0"),
+    ("must be before end (", "must be before --end ("),
+    ("must be a Timedelta, a string such as '7D' or None", "must be a duration such as 7D or 12h"),
+)
+_NO_KEY = (
+    "no API key: set the CROCT_API_KEY environment variable (the key is never an option: "
+    "command lines end up in shell history)"
+)
 
 
 class UsageError(Exception):
@@ -50,46 +100,144 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
-        print("croct-pandas: interrupted", file=sys.stderr)
+        # the cache keeps every page it stored and each slice's cursor
+        again = "; run the same command again to resume" if getattr(args, "resumable", 0) else ""
+        print(f"croct-pandas: interrupted{again}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (UsageError, InvalidArgumentError, ValueError) as error:
-        print(f"croct-pandas: error: {error}", file=sys.stderr)
+        message = cli_terms(str(error), _options(args))
+        print(f"croct-pandas: error: {_one_line(message)}", file=sys.stderr)
         return EXIT_USAGE
     except (CroctError, OSError) as error:
-        print(f"croct-pandas: failed: {error}", file=sys.stderr)
+        # the API's own words stay as they are; only the hints about the key are reworded
+        print(f"croct-pandas: failed: {_one_line(_rephrase(str(error)))}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def cli_terms(message: str, options: Mapping[str, str] = OPTIONS) -> str:
+    """Word an error of the Python API for the command line: ``page_size=5000: ...`` becomes
+    ``--page-size 5000: ...``, and a missing key points to ``CROCT_API_KEY``.
+
+    ``options`` maps parameter names to option names (or to environment variables). Names with
+    an underscore are replaced wherever they stand; plain words (``start``, ``end``) only where
+    they are clearly the parameter: first and before ``=``, ``:`` or ``(``, or before
+    ``accepts``, ``must`` or ``takes``.
+
+    Examples
+    --------
+    >>> cli_terms("page_size=5000: page_size accepts an int from 1 to 1000")
+    '--page-size 5000: --page-size accepts an int from 1 to 1000'
+    >>> cli_terms("latency_s must be from 0 to 3600", {"latency_s": "--latency"})
+    '--latency must be from 0 to 3600'
+    >>> cli_terms("base_url='x': bad", {"base_url": "CROCT_API_URL"})
+    "CROCT_API_URL='x': bad"
+    """
+    if message.startswith("no API key"):
+        return _NO_KEY
+    message = _rephrase(message)
+    for name, option in options.items():
+        alone = rf"(?<![\w-]){name}"
+        # True or None is the default the user did not give: the rest of the message says which
+        message = re.sub(rf"^{name}=(?:True|None): ", "", message)
+        message = re.sub(rf"^{name}=", option + (" " if option.startswith("-") else "="), message)
+        if name in _ACCEPTS:
+            message = re.sub(rf"{alone} accepts [^;]*", f"{name} accepts {_ACCEPTS[name]}", message)
+        where = r"(?![\w-])" if "_" in name else r"(?= accepts | must | takes )"
+        message = re.sub(alone + where, option, message)
+        message = re.sub(rf"^{name}(?=:| \()", option, message)
+    return message
+
+
+def _rephrase(message: str) -> str:
+    for python, cli in _PHRASES:
+        message = message.replace(python, cli)
+    return message
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def _options(args: argparse.Namespace) -> dict[str, str]:
+    options = dict(OPTIONS)
+    # a value that came from the environment is named as such, not as an option never given
+    for name, variable in (("base_url", "CROCT_API_URL"), ("cache", "CROCT_PANDAS_CACHE")):
+        if getattr(args, name, "") is None and os.environ.get(variable):
+            options[name] = variable
+    return options
 
 
 def _parser() -> argparse.ArgumentParser:
     from croct_pandas import __version__
+    from croct_pandas.demo import DEMO_PORT
+    from croct_pandas.emulator import cli as emulator_cli
 
+    raw = argparse.RawDescriptionHelpFormatter
     parser = _Parser(
         prog="croct-pandas",
-        description="Croct's event data in pandas: export, cache, funnels and a local emulator.",
+        description="Croct's event data in pandas: export, cache, funnels and a local emulator.\n\n"
+        + KEY_NOTE,
+        epilog=EXIT_CODES,
+        formatter_class=raw,
     )
     parser.add_argument("--version", action="version", version=f"croct-pandas {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="the whole product against the embedded emulator")
-    demo.add_argument("--users", type=int, default=3000, help="users in the store (3000)")
-    demo.add_argument("--days", type=int, default=28, help="days of events (28)")
-    demo.add_argument("--seed", type=int, default=7)
+    demo = sub.add_parser(
+        "demo",
+        help="the whole product against the embedded emulator",
+        description="Serve a generated store on 127.0.0.1, export it through the real client "
+        "into a cache,\ncount a funnel, draw it, and read the window again from the cache. "
+        "It needs no API key:\nthe store is its own.",
+        epilog=EXIT_CODES,
+        formatter_class=raw,
+    )
+    demo.add_argument("--users", type=_above_zero, default=3000, help="users in the store (3000)")
+    demo.add_argument("--days", type=_above_zero, default=28, help="days of events (28)")
+    demo.add_argument(
+        "--seed", type=int, default=7, help="seed of the store and its injected faults (7)"
+    )
     demo.add_argument("--cache", default="croct-cache", help="cache folder (./croct-cache)")
-    demo.add_argument("--output", default="funnel.png", help="funnel chart (./funnel.png)")
+    demo.add_argument(
+        "--output", default="funnel.png", help="funnel chart, .png, .svg, .pdf... (./funnel.png)"
+    )
+    demo.add_argument(
+        "--port",
+        type=emulator_cli.port_number,
+        default=DEMO_PORT,
+        help="the emulator's port, kept from run to run so a rerun reads its cache; "
+        "when taken, any free one (%(default)s)",
+    )
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     demo.set_defaults(run=_run_demo)
 
-    export = sub.add_parser("export", help="export events to Parquet, CSV or JSON Lines")
+    export = sub.add_parser(
+        "export",
+        help="export events to Parquet, CSV or JSON Lines",
+        description="Export the events of [--start, --end) from Croct's Export API to a file.\n\n"
+        + KEY_NOTE,
+        epilog=EXIT_CODES,
+        formatter_class=raw,
+    )
     export.add_argument("--start", required=True, help="inclusive: ISO date/time or epoch ms")
     export.add_argument("--end", required=True, help="exclusive: ISO date/time or epoch ms")
-    export.add_argument("--events", nargs="+", metavar="TYPE", help="event types (default all)")
+    export.add_argument(
+        "--events",
+        nargs="+",
+        metavar="TYPE",
+        help="event types, space- or comma-separated: a b or a,b (default: every type)",
+    )
     export.add_argument("--output", required=True, help="FILE.parquet, FILE.csv or FILE.jsonl")
     export.add_argument("--base-url", help="API host (default $CROCT_API_URL or Croct's)")
-    export.add_argument("--page-size", type=int, default=1000)
-    export.add_argument("--workers", type=int, default=4)
+    export.add_argument(
+        "--page-size", type=int, default=1000, help="events per request, 1-1000 (1000)"
+    )
+    export.add_argument(
+        "--workers", type=int, default=4, help="time slices fetched at once, 1-64 (4)"
+    )
     export.add_argument("--cache", help="cache folder (default: the user cache)")
     export.add_argument("--no-cache", action="store_true", help="do not read or write a cache")
-    export.add_argument("--no-progress", action="store_true")
+    export.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     export.set_defaults(run=_run_export)
 
     funnel = sub.add_parser("funnel", help="count a funnel over an exported file")
@@ -112,8 +260,6 @@ def _parser() -> argparse.ArgumentParser:
     clear.set_defaults(run=_run_cache_clear)
     cache.set_defaults(run=lambda args: _usage("cache needs an action: info or clear"))
 
-    from croct_pandas.emulator import cli as emulator_cli
-
     emulator = sub.add_parser("emulator", help="serve a local Croct Export API")
     emulator_cli.add_arguments(emulator)
     emulator.set_defaults(run=emulator_cli.run)
@@ -124,8 +270,46 @@ def _usage(message: str) -> int:
     raise UsageError(message)
 
 
+def _above_zero(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
+    return value
+
+
 def _cache_arg(value: str | None) -> Any:
     return True if value is None else value
+
+
+def check_output(option: str, path: str, suffixes: Collection[str], accepts: str) -> None:
+    """Check, before any work, that ``path`` is a file the command can write: a known suffix,
+    an existing and writable folder, and not a folder itself.
+
+    Examples
+    --------
+    >>> check_output("--output", "events.parquet", OUTPUT_SUFFIXES, "FILE.parquet")
+    >>> check_output("--output", "/no/such/x.csv", OUTPUT_SUFFIXES, "FILE.csv")
+    Traceback (most recent call last):
+    ...
+    croct_pandas.cli.UsageError: --output '/no/such/x.csv': the folder /no/such does not exist
+    """
+    where = f"{option} {path!r}"
+    if os.path.isdir(path):
+        raise UsageError(f"{where} is a folder; give a file name: {accepts}")
+    if os.path.splitext(path)[1].lower() not in suffixes:
+        raise UsageError(f"{where}: the file must be {accepts}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.exists(folder):
+        raise UsageError(f"{where}: the folder {folder} does not exist")
+    if not os.path.isdir(folder):
+        raise UsageError(f"{where}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{where}: no permission to write in the folder {folder}")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise UsageError(f"{where}: the file exists and cannot be overwritten")
 
 
 # -- export ----------------------------------------------------------------------------------
@@ -134,14 +318,26 @@ def _cache_arg(value: str | None) -> Any:
 def _run_export(args: argparse.Namespace) -> int:
     from croct_pandas.export import read_croct_events
 
-    suffix = os.path.splitext(args.output)[1].lower()
-    if suffix not in (".parquet", ".csv", ".jsonl"):
-        raise UsageError(f"--output {args.output!r}: the file must end in .parquet, .csv or .jsonl")
+    check_output("--output", args.output, OUTPUT_SUFFIXES, "FILE.parquet, FILE.csv or FILE.jsonl")
+    events = None
+    if args.events is not None:
+        # both `--events a b` and `--events a,b`, as --steps takes commas
+        events = [name.strip() for value in args.events for name in value.split(",")]
+        events = [name for name in events if name]
+        if not events:
+            raise UsageError("--events needs event types; leave it out for every type")
+    from croct_pandas.params import resolve_api_key, resolve_base_url
+
+    # what the export checks only once its progress bar is up: checked here, so an error is
+    # the only line on stderr
+    resolve_api_key(None)
+    resolve_base_url(args.base_url)
     cache: Any = False if args.no_cache else _cache_arg(args.cache)
+    args.resumable = cache is not False
     frame = read_croct_events(
         _time_arg(args.start),
         _time_arg(args.end),
-        args.events,
+        events,
         base_url=args.base_url,
         page_size=args.page_size,
         workers=args.workers,
@@ -149,7 +345,11 @@ def _run_export(args: argparse.Namespace) -> int:
         cache=cache,
     )
     write_frame(frame, args.output)
-    print(f"{len(frame):,} events -> {args.output}")
+    # the API says nothing of the range it holds without another request: only a hint
+    empty = (
+        f" (no event in this window: check --start and --end{' and --events' if events else ''})"
+    )
+    print(f"{len(frame):,} events -> {args.output}{empty if frame.empty else ''}")
     return EXIT_OK
 
 
@@ -210,6 +410,9 @@ def _run_funnel(args: argparse.Namespace) -> int:
     if len(steps) < 2:
         raise UsageError("--steps needs two or more comma-separated event types, such as a,b,c")
     within = None if args.within.lower() in ("none", "unbounded") else args.within
+    if within is not None and re.fullmatch(r"\s*[\d.]+\s*", within):
+        # pandas reads a bare number as nanoseconds: a window nobody means
+        raise UsageError(f"--within {within}: give a unit, such as {within.strip()}D or 7D")
     frame = read_frame(args.file)
     result = frame.croct.funnel(
         steps, within=within, by=args.by, order=args.order, breakdown=args.breakdown
@@ -249,8 +452,15 @@ def _run_cache_clear(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from croct_pandas.demo import run_demo
+    from croct_pandas.cache_paths import cache_dir
+    from croct_pandas.demo import chart_suffixes, run_demo
 
+    suffixes = chart_suffixes()
+    shown = ", ".join(sorted(suffixes))
+    check_output("--output", args.output, suffixes, f"a chart file ending in one of {shown}")
+    # a cache the demo could not write fails now, not after the store is made
+    cache_dir(args.cache, writable=True)
+    args.resumable = True
     return run_demo(
         users=args.users,
         days=args.days,
@@ -258,6 +468,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         cache=args.cache,
         output=args.output,
         progress=not args.no_progress,
+        port=args.port,
     )
 
 

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,33 @@ from croct_pandas.emulator.faults import Faults
 from croct_pandas.emulator.server import Emulator
 from croct_pandas.errors import InvalidArgumentError
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["OPTIONS", "add_arguments", "day_range", "port_number", "run"]
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+#: Python parameter -> option, to word the errors of Faults and Emulator for the command line
+OPTIONS = {
+    "error_rate": "--error-rate",
+    "rate_limit": "--rate-limit",
+    "reset_rate": "--reset-rate",
+    "truncate_rate": "--truncate-rate",
+    "slow_rate": "--slow-rate",
+    "slow_s": "--slow",
+    "latency_s": "--latency",
+    "repeat_rate": "--repeat-rate",
+    "api_key": "--api-key",
+    "users": "--users",
+    "days": "--days",
+    "seed": "--seed",
+    "start": "--start",
+    "port": "--port",
+    "dialect": "--dialect",
+    "events": "--events",
+}
+_EVENTS_FORM = (
+    "it must hold wire events (objects with an integer 'timestamp', as `croct-pandas export "
+    "--output FILE.jsonl` writes them), one JSON object per line or a JSON array"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     parser.add_argument(
         "--port",
-        type=int,
+        type=port_number,
         default=8765,
         help="TCP port on 127.0.0.1 (default: %(default)s; 0: any free one)",
     )
@@ -87,14 +114,73 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def port_number(text: str) -> int:
+    """An ``argparse`` type: a TCP port from 0 to 65535, checked before any store is made.
+
+    Examples
+    --------
+    >>> port_number("8765")
+    8765
+    """
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 0 to 65535")
+    return port
+
+
+def day_range(events: list[dict[str, Any]]) -> str:
+    """The first and last UTC day of time-sorted wire events, as a banner shows them.
+
+    Examples
+    --------
+    >>> day_range([{"timestamp": 1767225600000}, {"timestamp": 1767830399999}])
+    'from 2026-01-01 to 2026-01-07 UTC: --start 2026-01-01 --end 2026-01-08 holds them all'
+    >>> day_range([])
+    'no events'
+    """
+    if not events:
+        return "no events"
+    day = 86_400_000
+    first, last = events[0]["timestamp"] // day, events[-1]["timestamp"] // day
+    shown = [str(date.fromordinal(_EPOCH_ORDINAL + d)) for d in (first, last, last + 1)]
+    return f"from {shown[0]} to {shown[1]} UTC: --start {shown[0]} --end {shown[2]} holds them all"
+
+
 def _load(path: Path) -> list[dict[str, Any]]:
-    data = path.read_bytes()
+    where = f"--events {str(path)!r}"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidArgumentError(f"{where}: no such file; {_EVENTS_FORM}") from None
+    except IsADirectoryError:
+        raise InvalidArgumentError(f"{where} is a folder; {_EVENTS_FORM}") from None
+    except OSError as exc:
+        raise InvalidArgumentError(f"{where}: cannot be read ({exc.strerror})") from None
     if data.lstrip().startswith(b"["):
-        events = orjson.loads(data)
+        try:
+            events: Any = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidArgumentError(f"{where}: not JSON ({exc}); {_EVENTS_FORM}") from None
     else:
-        events = [orjson.loads(line) for line in data.splitlines() if line.strip()]
-    if not isinstance(events, list):
-        raise InvalidArgumentError(f"--events: {path} holds no list of events")
+        events = []
+        for number, line in enumerate(data.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                events.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raise InvalidArgumentError(
+                    f"{where}: line {number} is not JSON ({exc}); {_EVENTS_FORM}"
+                ) from None
+    for index, event in enumerate(events):
+        if not isinstance(event, dict) or not isinstance(event.get("timestamp"), int):
+            raise InvalidArgumentError(
+                f"{where}: event {index + 1} is not an object with an integer 'timestamp'; "
+                f"{_EVENTS_FORM}"
+            )
     return events
 
 
@@ -141,7 +227,9 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
             message = f"port {args.port} is in use; choose another with --port (0: any free one)"
         else:
-            message = str(exc)
+            from croct_pandas.cli import cli_terms
+
+            message = " ".join(cli_terms(str(exc), OPTIONS).split())
         print(f"croct-pandas emulator: error: {message}", file=sys.stderr)
         return 2
     stop = threading.Event()
@@ -158,6 +246,7 @@ def run(args: argparse.Namespace) -> int:
             f"{emulator.url}/export/events; Ctrl-C to stop.",
             flush=True,
         )
+        print(f"Events {day_range(emulator.events)}.", flush=True)
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
