@@ -222,19 +222,20 @@ def _export(
     settle_ms: int,
     call_time: int,
 ) -> pd.DataFrame:
-    bar = Progress(start_ms, end_ms, enabled=progress)
     # set when the export fails or is interrupted: every slice's thread then stops at once,
     # in a wait or before its next request, instead of retrying on in the background
     stop = threading.Event()
     budget = RateBudget(sleep=partial(_wait_unless_stopped, stop))
+    # the client checks the key and the base URL: a mistake there shows before any bar does
     client = Client(
         api_key,
         base_url=base_url,
         timeout=timeout,
         budget=budget,
-        on_wait=bar.on_wait,
+        on_wait=lambda seconds, reason: bar.on_wait(seconds, reason),
         cancel=stop,
     )
+    bar = Progress(start_ms, end_ms, enabled=progress)
     result = ExportResult()
     try:
         if cache_root is None:

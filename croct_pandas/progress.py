@@ -31,6 +31,7 @@ class Progress:
         self._start = start
         self._bar: Any = None
         self._waiting = ""
+        self._cached = ""
         if enabled:
             import sys
 
@@ -57,7 +58,12 @@ class Progress:
             return
         todo = sum((t.end - t.start) for t in tasks if t.start is not None)
         with self._lock:
-            self._bar.update(max(0, self._bar.total - todo))
+            covered = max(0, self._bar.total - todo)
+            if covered:
+                # the events counted are those fetched: say where the rest of the window is
+                self._cached = " fetched, the rest from the cache" if todo else " from the cache"
+                self._bar.update(covered)
+                self._refresh()
 
     def advance(self, task: Slice, position: int | None, last: int | None, events: int) -> None:
         with self._lock:
@@ -90,7 +96,10 @@ class Progress:
     def _refresh(self, now: bool = False) -> None:
         if self._bar is not None:
             # tqdm redraws at its own pace (mininterval); forcing it on every page floods logs
-            self._bar.set_postfix_str(f"{self.events:,} events{self._waiting}", refresh=now)
+            text = f"{self.events:,} events{self._cached}{self._waiting}"
+            if self._cached == " from the cache":
+                text = f"read from the cache{self._waiting}"
+            self._bar.set_postfix_str(text, refresh=now)
 
     def close(self) -> None:
         with self._lock:

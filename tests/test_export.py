@@ -329,3 +329,26 @@ def test_an_interrupted_export_stops_every_slice_at_once(store):
         assert len(emu.requests) == sent  # nothing sent after the threads ended
     assert not [t.name for t in threading.enumerate() if t.name.startswith("croct")]
     assert interrupted - began < 5
+
+
+def test_a_bad_key_or_url_fails_before_any_progress_bar(store, capsys, monkeypatch):
+    monkeypatch.delenv("CROCT_API_KEY", raising=False)
+    with Emulator(store[:10]) as emu:
+        with pytest.raises(InvalidArgumentError, match="CROCT_API_KEY"):
+            cp.read_croct_events(T0, T0 + DAY, base_url=emu.url, cache=False, progress=True)
+        assert emu.requests == []
+    assert "Croct export" not in capsys.readouterr().err
+
+
+def test_the_bar_says_what_came_from_the_cache(store, tmp_path, capsys):
+    with Emulator(store) as emu:
+        read(emu, T0, T0 + DAY, cache=tmp_path, progress=True)
+        read(emu, T0, T0 + 2 * DAY, cache=tmp_path, progress=True)
+        read(emu, T0, T0 + 2 * DAY, cache=tmp_path, progress=True)
+    finals = [
+        line.strip()
+        for line in capsys.readouterr().err.replace("\r", "\n").splitlines()
+        if "100%" in line and "building" not in line
+    ]
+    assert finals[-2].endswith("events fetched, the rest from the cache")
+    assert finals[-1].endswith("read from the cache")
