@@ -9,6 +9,7 @@ drawing.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, TypeAlias
@@ -260,6 +261,9 @@ def _window(within: object) -> pd.Timedelta | None:
         raise TypeError(
             f"within must be a Timedelta, a string such as '7D' or None; got {within!r}"
         )
+    if isinstance(within, str) and re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)\s*", within):
+        # pandas reads a bare number as nanoseconds: never what a funnel window means
+        raise ValueError(f"within needs a unit, such as '7D', '12h' or '30min'; got {within!r}")
     try:
         window = pd.Timedelta(within)
     except ValueError as exc:

@@ -337,6 +337,8 @@ def test_validation_names_the_parameter() -> None:
         funnel(df, [PV, OP], within="soon")
     with pytest.raises(ValueError, match="within must be a non-negative"):
         funnel(df, [PV, OP], within="-1D")
+    with pytest.raises(ValueError, match="within needs a unit"):
+        funnel(df, [PV, OP], within="3")  # pandas would read 3 nanoseconds
     with pytest.raises(ValueError, match="order must be one of"):
         funnel(df, [PV, OP], order="loose")
     with pytest.raises(ValueError, match="exclude: 'productViewed' is a step"):
