@@ -92,7 +92,7 @@ def cache_dir(cache: Any, *, may_be_off: bool = False, writable: bool | None = N
         raise InvalidArgumentError(f"cache={cache!r}: {_accepts(may_be_off)}")
     problem = _check_folder(folder, writable)
     if problem is not None:
-        where = "" if cache is not True else f"the default cache folder {folder!r} ({_origin()}) "
+        where = "" if cache is not True else f"the default cache folder {folder!r} ({_origin()}): "
         raise InvalidArgumentError(f"cache={cache!r}: {where}{problem}; {_accepts(may_be_off)}")
     return folder
 

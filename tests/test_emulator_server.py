@@ -414,4 +414,4 @@ def test_cli_prints_a_generated_key_once_and_refuses_bad_options() -> None:
     bad = start_cli("--error-rate", "1.5")
     out, err = bad.communicate(timeout=60)
     assert bad.returncode == 2 and out == ""
-    assert err.count("\n") == 1 and "error_rate" in err
+    assert err.count("\n") == 1 and "--error-rate" in err
