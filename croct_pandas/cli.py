@@ -7,11 +7,14 @@ traceback); 130 interrupted. Everything a command can check is checked before it
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn
+
+from croct_pandas.cli_files import OUTPUT_SUFFIXES, check_output, read_frame, write_frame
+from croct_pandas.cli_terms import OPTIONS as OPTIONS  # importable from here as before
+from croct_pandas.cli_terms import UsageError, cli_terms, one_line, options_for, rephrase
 
 __all__ = ["cli_terms", "main"]
 
@@ -26,49 +29,6 @@ KEY_NOTE = (
     "The API key is read from the CROCT_API_KEY environment variable, never from an option:\n"
     "command lines end up in shell history."
 )
-OUTPUT_SUFFIXES = (".parquet", ".csv", ".jsonl")
-
-#: Python parameter -> command-line option, to word the Python API's errors for the command line
-OPTIONS = {
-    "start": "--start",
-    "end": "--end",
-    "events": "--events",
-    "page_size": "--page-size",
-    "workers": "--workers",
-    "base_url": "--base-url",
-    "cache": "--cache",
-    "application": "--application",
-    "steps": "--steps",
-    "within": "--within",
-    "by": "--by",
-    "order": "--order",
-    "breakdown": "--breakdown",
-}
-# what an option accepts, where the Python message lists Python types
-_ACCEPTS = {
-    "start": "an ISO 8601 date or time such as 2026-11-01, 2026-11-01T10:00 or "
-    "2026-11-01T10:00:00Z (UTC without an offset), or epoch milliseconds",
-    "cache": "a folder path",
-}
-_ACCEPTS["end"] = _ACCEPTS["start"]
-_PHRASES = (
-    ("pass events=None to include every type", "leave out --events to include every type"),
-    ("pass milliseconds or a datetime", "pass epoch milliseconds or an ISO date"),
-    ("the api_key argument, then the CROCT_API_KEY", "the CROCT_API_KEY"),
-    ("pass the key as api_key", "give the key in CROCT_API_KEY"),
-    ("Check base_url (or the CROCT_API_URL", "Check --base-url (or the CROCT_API_URL"),
-    ("must be None or requests per second above 0", "must be requests per second above 0"),
-    ("must be before end (", "must be before --end ("),
-    ("must be a Timedelta, a string such as '7D' or None", "must be a duration such as 7D or 12h"),
-)
-_NO_KEY = (
-    "no API key: set the CROCT_API_KEY environment variable (the key is never an option: "
-    "command lines end up in shell history)"
-)
-
-
-class UsageError(Exception):
-    """A mistake in the command line or its input: exit 2 with one line."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,66 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"croct-pandas: interrupted{again}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (UsageError, InvalidArgumentError, ValueError) as error:
-        message = cli_terms(str(error), _options(args))
-        print(f"croct-pandas: error: {_one_line(message)}", file=sys.stderr)
+        message = cli_terms(str(error), options_for(args))
+        print(f"croct-pandas: error: {one_line(message)}", file=sys.stderr)
         return EXIT_USAGE
     except (CroctError, OSError) as error:
         # the API's own words stay as they are; only the hints about the key are reworded
-        print(f"croct-pandas: failed: {_one_line(_rephrase(str(error)))}", file=sys.stderr)
+        print(f"croct-pandas: failed: {one_line(rephrase(str(error)))}", file=sys.stderr)
         return EXIT_FAILED
-
-
-def cli_terms(message: str, options: Mapping[str, str] = OPTIONS) -> str:
-    """Word an error of the Python API for the command line: ``page_size=5000: ...`` becomes
-    ``--page-size 5000: ...``, and a missing key points to ``CROCT_API_KEY``.
-
-    ``options`` maps parameter names to option names (or to environment variables). Names with
-    an underscore are replaced wherever they stand; plain words (``start``, ``end``) only where
-    they are clearly the parameter: first and before ``=``, ``:`` or ``(``, or before
-    ``accepts``, ``must`` or ``takes``.
-
-    Examples
-    --------
-    >>> cli_terms("page_size=5000: page_size accepts an int from 1 to 1000")
-    '--page-size 5000: --page-size accepts an int from 1 to 1000'
-    >>> cli_terms("latency_s must be from 0 to 3600", {"latency_s": "--latency"})
-    '--latency must be from 0 to 3600'
-    >>> cli_terms("base_url='x': bad", {"base_url": "CROCT_API_URL"})
-    "CROCT_API_URL='x': bad"
-    """
-    if message.startswith("no API key"):
-        return _NO_KEY
-    message = _rephrase(message)
-    for name, option in options.items():
-        alone = rf"(?<![\w-]){name}"
-        # True or None is the default the user did not give: the rest of the message says which
-        message = re.sub(rf"^{name}=(?:True|None): ", "", message)
-        message = re.sub(rf"^{name}=", option + (" " if option.startswith("-") else "="), message)
-        if name in _ACCEPTS:
-            message = re.sub(rf"{alone} accepts [^;]*", f"{name} accepts {_ACCEPTS[name]}", message)
-        where = r"(?![\w-])" if "_" in name else r"(?= accepts | must | takes )"
-        message = re.sub(alone + where, option, message)
-        message = re.sub(rf"^{name}(?=:| \()", option, message)
-    return message
-
-
-def _rephrase(message: str) -> str:
-    for python, cli in _PHRASES:
-        message = message.replace(python, cli)
-    return message
-
-
-def _one_line(message: str) -> str:
-    return " ".join(message.split())
-
-
-def _options(args: argparse.Namespace) -> dict[str, str]:
-    options = dict(OPTIONS)
-    # a value that came from the environment is named as such, not as an option never given
-    for name, variable in (("base_url", "CROCT_API_URL"), ("cache", "CROCT_PANDAS_CACHE")):
-        if getattr(args, name, "") is None and os.environ.get(variable):
-            options[name] = variable
-    return options
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -284,34 +191,6 @@ def _cache_arg(value: str | None) -> Any:
     return True if value is None else value
 
 
-def check_output(option: str, path: str, suffixes: Collection[str], accepts: str) -> None:
-    """Check, before any work, that ``path`` is a file the command can write: a known suffix,
-    an existing and writable folder, and not a folder itself.
-
-    Examples
-    --------
-    >>> check_output("--output", "events.parquet", OUTPUT_SUFFIXES, "FILE.parquet")
-    >>> check_output("--output", "/no/such/x.csv", OUTPUT_SUFFIXES, "FILE.csv")
-    Traceback (most recent call last):
-    ...
-    croct_pandas.cli.UsageError: --output '/no/such/x.csv': the folder /no/such does not exist
-    """
-    where = f"{option} {path!r}"
-    if os.path.isdir(path):
-        raise UsageError(f"{where} is a folder; give a file name: {accepts}")
-    if os.path.splitext(path)[1].lower() not in suffixes:
-        raise UsageError(f"{where}: the file must be {accepts}")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.exists(folder):
-        raise UsageError(f"{where}: the folder {folder} does not exist")
-    if not os.path.isdir(folder):
-        raise UsageError(f"{where}: {folder} is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"{where}: no permission to write in the folder {folder}")
-    if os.path.exists(path) and not os.access(path, os.W_OK):
-        raise UsageError(f"{where}: the file exists and cannot be overwritten")
-
-
 # -- export ----------------------------------------------------------------------------------
 
 
@@ -355,49 +234,6 @@ def _run_export(args: argparse.Namespace) -> int:
 
 def _time_arg(value: str) -> Any:
     return int(value) if value.isdigit() else value
-
-
-def write_frame(frame: Any, path: str) -> None:
-    """Write a frame by the file's suffix: Parquet, CSV (lists as JSON) or JSON Lines events."""
-    import orjson
-
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix == ".parquet":
-        frame.to_parquet(path, index=False)
-    elif suffix == ".csv":
-        import pyarrow as pa
-
-        out = frame.copy()
-        for name, dtype in out.dtypes.items():
-            if "list<" in str(dtype):
-                values = pa.array(out[name], from_pandas=True).to_pylist()
-                out[name] = [None if v is None else orjson.dumps(v).decode() for v in values]
-        out.to_csv(path, index=False)
-    else:
-        with open(path, "wb") as f:
-            for event in frame.croct.to_events():
-                f.write(orjson.dumps(event) + b"\n")
-
-
-def read_frame(path: str) -> Any:
-    """Read a file written by ``export``: Parquet as is, JSON Lines through the normaliser."""
-    import orjson
-
-    suffix = os.path.splitext(path)[1].lower()
-    if not os.path.exists(path):
-        raise UsageError(f"{path!r}: no such file")
-    if suffix == ".parquet":
-        from croct_pandas.frame import read_parquet_frame
-
-        return read_parquet_frame(path)
-    if suffix == ".jsonl":
-        from croct_pandas.frame import build_frame
-        from croct_pandas.normalize import normalize_items
-
-        with open(path, "rb") as f:
-            events = [orjson.loads(line) for line in f if line.strip()]
-        return build_frame(normalize_items(events).tables.items())
-    raise UsageError(f"{path!r}: funnel reads .parquet or .jsonl files written by `export`")
 
 
 # -- funnel ----------------------------------------------------------------------------------
