@@ -227,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
             message = f"port {args.port} is in use; choose another with --port (0: any free one)"
         else:
-            from croct_pandas.cli import cli_terms
+            from croct_pandas.cli_terms import cli_terms
 
             message = " ".join(cli_terms(str(exc), OPTIONS).split())
         print(f"croct-pandas emulator: error: {message}", file=sys.stderr)
