@@ -205,12 +205,6 @@ def _run_export(args: argparse.Namespace) -> int:
         events = [name for name in events if name]
         if not events:
             raise UsageError("--events needs event types; leave it out for every type")
-    from croct_pandas.params import resolve_api_key, resolve_base_url
-
-    # what the export checks only once its progress bar is up: checked here, so an error is
-    # the only line on stderr
-    resolve_api_key(None)
-    resolve_base_url(args.base_url)
     cache: Any = False if args.no_cache else _cache_arg(args.cache)
     args.resumable = cache is not False
     frame = read_croct_events(
