@@ -8,16 +8,16 @@ At least 3 rounds, each with a fresh cache folder; medians and the median per-ro
 
 Target (issue 4): warm at least 20x faster than cold, zero requests.
 
-Measured on the 2-core box, 204,811 events: cold 4.8-5.5 s, warm 0.42-0.55 s (370,000-480,000
-events/s), median ratio 9.3-11.7x over four runs, warm requests 0. Where a warm read's time goes:
-it is bound by the CPU of both cores. Decoding the 175 (type, day) Parquet files takes ~0.27 s of
-CPU (0.15-0.17 s on 4 threads: a fixed 30-50 us per column chunk, 2,947 of them, and ~0.25 ms per
-file); assembling the frame (``build_frame``: sort, spread, to pandas; 290 MB in 151 columns)
-~0.3 s of CPU (0.19-0.23 s); key fingerprint, manifest and plan ~0.01 s. The floor of ~0.6
-CPU-seconds on two cores is ~0.3 s; 20x of the cold export would be 0.25 s. The first warm read
-in a process is the slowest (0.6-0.8 s): its memory is fresh, and faulting it in costs ~0.25 s of
-system time. Later reads reuse the memory the previous one freed (Arrow allocates from the C heap
-during a read), which took the warm read from 0.6-1.0 s to 0.45-0.6 s here.
+Measured on the 2-core box, 204,811 events: cold 4.4-5.5 s, warm 0.38-0.55 s (370,000-540,000
+events/s), median ratio 9.3-12.8x over eight runs, warm requests 0 (docs/performance.md). Where a
+warm read's time goes: it is bound by the CPU of both cores. Decoding the 175 (type, day) Parquet
+files takes ~0.27 s of CPU (0.15-0.17 s on 4 threads: a fixed 30-50 us per column chunk, 2,947 of
+them, and ~0.25 ms per file); assembling the frame (``build_frame``: sort, spread, to pandas; 290
+MB in 151 columns) ~0.3 s of CPU (0.19-0.23 s); key fingerprint, manifest and plan ~0.01 s. The
+floor of ~0.6 CPU-seconds on two cores is ~0.3 s; 20x of the cold export would be 0.25 s. The
+first warm read in a process is the slowest (0.6-0.8 s): its memory is fresh, and faulting it in
+costs ~0.25 s of system time. Later reads reuse the memory the previous one freed (Arrow allocates
+from the C heap during a read), which took the warm read from 0.6-1.0 s to 0.45-0.6 s here.
 
     .venv/bin/python benchmarks/cache.py [--rounds 3] [--latency 0.05] [--users 2500] [--days 7]
 """
