@@ -1,12 +1,15 @@
-"""HTTP access to Croct's Export API: one request, cursor paging, retries. Knows nothing of pandas.
+"""HTTP access to Croct's Export API: the public Client, its checks and paging. Knows no pandas.
 
 Layers, bottom up:
 
 - a *transport* (``transport.py``): any callable ``(Request) -> Response``.
   :class:`RequestsTransport` is the real one (one ``requests.Session`` per thread); unit tests
   pass a fake one. ``Request``, ``Response`` and ``RequestsTransport`` are re-exported here;
-- :meth:`Client.get_page`: one logical request, retried with backoff (``retry.py``);
-- :meth:`Client.iter_pages` / :meth:`Client.iter_events`: the cursor chain behind a generator.
+- one logical request, retried with backoff (``client_request.py``, which takes its delays from
+  ``retry.py``); each Client builds one ``RetryingRequester`` from its checked settings;
+- :class:`Client`: its arguments checked, :meth:`Client.get_page` and :meth:`Client.get_event`
+  (one request each), :meth:`Client.iter_pages` / :meth:`Client.iter_events` (the cursor chain
+  behind a generator).
 
 The API key lives only in a private wrapper that shows as ``'***'`` and refuses to be pickled; log
 lines and error messages carry the path and the query, never a header.
@@ -15,26 +18,19 @@ lines and error messages carry the path and the query, never a header.
 from __future__ import annotations
 
 import hashlib
-import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn, TypeVar
-from urllib.parse import quote, urlencode, urlsplit
+from typing import Any, NoReturn
+from urllib.parse import quote
 
 import orjson
 
-from croct_pandas.errors import (
-    APIError,
-    CancelledError,
-    CroctError,
-    InvalidArgumentError,
-    RateLimitError,
-    RetriesExhaustedError,
-    TransportError,
-    error_from_response,
-)
+from croct_pandas.client_request import UNREACHED_RETRIES as UNREACHED_RETRIES
+from croct_pandas.client_request import UNREACHED_WAIT as UNREACHED_WAIT
+from croct_pandas.client_request import RetryingRequester
+from croct_pandas.errors import InvalidArgumentError, TransportError
 from croct_pandas.page import Page
 from croct_pandas.params import (
     check_events,
@@ -46,9 +42,8 @@ from croct_pandas.params import (
     resolve_base_url,
     to_epoch_ms,
 )
-from croct_pandas.retry import OnWait, RateBudget, parse_retry_after, retry_delay, should_retry
+from croct_pandas.retry import OnWait, RateBudget
 from croct_pandas.transport import (
-    API_KEY_HEADER,
     ConnectFailedError,
     Request,
     RequestsTransport,
@@ -66,19 +61,11 @@ __all__ = [
     "Response",
 ]
 
-logger = logging.getLogger("croct_pandas.client")
-
 EVENTS_PATH = "/export/events"
-_T = TypeVar("_T")
 #: key fingerprints worked out in this process, by a digest of their inputs (see
 #: :meth:`Client.key_fingerprint`)
 _FINGERPRINTS: dict[bytes, str] = {}
 _FINGERPRINTS_KEPT = 64
-#: Retries of a connection that cannot be made to a host that has never answered this client:
-#: a wrong base_url or no network fails in about a second instead of a minute of backoff
-UNREACHED_RETRIES = 2
-#: The longest wait before each of those retries, in seconds
-UNREACHED_WAIT = 1.0
 
 
 class _Secret:
@@ -236,18 +223,27 @@ class Client:
                 f"cancel={cancel!r}: cancel accepts a threading.Event or None"
             )
         self._api_key = _Secret(resolve_api_key(api_key))
-        self._sleep = sleep
         self._own_transport = transport is None
         self._transport: Transport = transport or RequestsTransport(
             trust_env=not is_loopback(self.base_url)
         )
         self.budget = budget
-        self._on_wait = on_wait
-        self._rng = rng if rng is not None else random.Random()
-        self._cancel = cancel
-        # whether any HTTP response ever came back: from then on a failure to connect is
-        # taken for a passing one (a restart, a network blip) and gets the full retries
-        self._answered = False
+        # one per client: it remembers whether this client's host has ever answered (``answered``)
+        self._requester = RetryingRequester(
+            self._transport,
+            self._api_key.reveal,
+            self.base_url,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            backoff=self.backoff,
+            max_backoff=self.max_backoff,
+            max_retry_after=self.max_retry_after,
+            sleep=sleep,
+            budget=budget,
+            on_wait=on_wait,
+            rng=rng if rng is not None else random.Random(),
+            cancel=cancel,
+        )
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r}, api_key='***')"
@@ -393,7 +389,7 @@ class Client:
         if not isinstance(event_id, str) or not event_id:
             raise InvalidArgumentError(f"event_id={event_id!r}: event_id accepts a non-empty str")
         path = f"{EVENTS_PATH}/{quote(event_id, safe='')}"
-        data = self._request(path, [], _parse_event_body, cursor=None)
+        data = self._requester.request(path, [], _parse_event_body, cursor=None)
         event: dict[str, Any] = data["event"]
         return event
 
@@ -431,158 +427,6 @@ class Client:
     def _fetch_page(self, params: list[tuple[str, str]], cursor: str | None) -> Page:
         if cursor is not None:
             params = [*params, ("cursor", cursor)]
-        return self._request(
+        return self._requester.request(
             EVENTS_PATH, params, lambda body: Page.from_body(body, cursor), cursor=cursor
-        )
-
-    def _request(
-        self,
-        path: str,
-        params: list[tuple[str, str]],
-        parse: Callable[[bytes], _T],
-        *,
-        cursor: str | None,
-    ) -> _T:
-        headers = {
-            API_KEY_HEADER: self._api_key.reveal(),
-            "Accept": "application/json",
-            "User-Agent": "croct-pandas",
-        }
-        request = Request("GET", self.base_url + path, params, headers, self.timeout)
-        shown = f"{urlsplit(request.url).path}{'?' + urlencode(params) if params else ''}"
-        attempt = unreached = 0
-        while True:
-            self._check_cancel(shown)
-            if self.budget is not None:
-                self.budget.acquire(self._on_wait)
-                self._check_cancel(shown)
-            outcome, retry_after = self._attempt(request, shown, parse)
-            self._check_cancel(shown)
-            if not isinstance(outcome, CroctError):
-                if self.budget is not None:
-                    self.budget.on_success()
-                return outcome
-            failure = outcome
-            attempt += 1
-            never_answered = False
-            if isinstance(failure, ConnectFailedError) and not self._answered:
-                never_answered = True
-                unreached += 1
-                if unreached > min(UNREACHED_RETRIES, self.max_retries):
-                    self._unreachable(unreached, failure)
-            if attempt > self.max_retries:
-                self._exhausted(shown, attempt, failure, cursor)
-            delay = retry_delay(
-                attempt,
-                retry_after=retry_after,
-                backoff=self.backoff,
-                max_backoff=self.max_backoff,
-                max_retry_after=self.max_retry_after,
-                rng=self._rng,
-            )
-            if never_answered:
-                delay = min(delay, UNREACHED_WAIT)
-            rate_limited = isinstance(failure, RateLimitError)
-            logger.debug(
-                "retry %d/%d of GET %s in %.2f s after %s",
-                attempt,
-                self.max_retries,
-                shown,
-                delay,
-                self._scrub(str(failure)),
-            )
-            if rate_limited and self.budget is not None:
-                # the shared budget holds every worker; acquire() does the waiting
-                self.budget.on_rate_limited(delay)
-                continue
-            if rate_limited:
-                reason = "rate limited"
-            elif never_answered:
-                reason = f"connecting, retry {unreached}/{min(UNREACHED_RETRIES, self.max_retries)}"
-            else:
-                reason = f"retry {attempt}/{self.max_retries}"
-            if self._on_wait is not None:
-                self._on_wait(delay, reason)
-            if self._cancel is not None and self._sleep is time.sleep:
-                self._cancel.wait(delay)  # a real wait, which the cancel ends early
-            else:
-                self._sleep(delay)
-
-    def _check_cancel(self, shown: str) -> None:
-        if self._cancel is not None and self._cancel.is_set():
-            raise CancelledError(f"GET {shown} was cancelled")
-
-    def _attempt(
-        self, request: Request, shown: str, parse: Callable[[bytes], _T]
-    ) -> tuple[_T | CroctError, float | None]:
-        """One try: the parsed body, or the failure and its Retry-After."""
-        began = time.perf_counter()
-        try:
-            response = self._transport(request)
-        except TransportError as exc:
-            logger.debug(
-                "GET %s -> %s in %.3f s", shown, self._scrub(str(exc)), time.perf_counter() - began
-            )
-            if isinstance(exc, ConnectFailedError):
-                return ConnectFailedError(self._scrub(str(exc)), host=self._scrub(exc.host)), None
-            return TransportError(self._scrub(str(exc))), None
-        self._answered = True
-        logger.debug(
-            "GET %s -> %d, %d bytes in %.3f s",
-            shown,
-            response.status,
-            len(response.body),
-            time.perf_counter() - began,
-        )
-        if 200 <= response.status < 300:
-            try:
-                return parse(response.body), None
-            except TransportError as exc:
-                return exc, None
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        error = error_from_response(
-            response.status, self._problem(response.body), retry_after=retry_after
-        )
-        if not should_retry(response.status):
-            raise error
-        return error, retry_after
-
-    def _problem(self, body: bytes) -> Any:
-        """The error body as problem details, scrubbed of the key if a server echoed it."""
-        try:
-            problem = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            text = body[:200].decode("utf-8", "replace").strip()
-            return {"detail": self._scrub(text)} if text else None
-        if isinstance(problem, dict):
-            return {k: self._scrub(v) if isinstance(v, str) else v for k, v in problem.items()}
-        return None
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key.reveal(), "***")
-
-    def _unreachable(self, attempts: int, failure: ConnectFailedError) -> NoReturn:
-        raise RetriesExhaustedError(
-            f"Could not reach the API at {self.base_url} ({attempts} attempts; last failure: "
-            f"{failure}). Check base_url (or the CROCT_API_URL environment variable) and the "
-            "network connection (and any proxy settings)",
-            last_error=failure,
-        )
-
-    def _exhausted(
-        self, shown: str, attempts: int, failure: CroctError, cursor: str | None
-    ) -> NoReturn:
-        what = (
-            f"HTTP {failure.status}: {failure.message}"
-            if isinstance(failure, APIError)
-            else str(failure)
-        )
-        if cursor is not None:
-            resume = f"call again with cursor={cursor!r} to continue from this page"
-        else:
-            resume = "call again with the same arguments to start this chain over"
-        raise RetriesExhaustedError(
-            f"GET {shown} failed {attempts} times; last failure: {what}. To resume, {resume} "
-            "(read_croct_events resumes from its cache: pages already read are kept)",
-            last_error=failure,
         )
