@@ -126,6 +126,18 @@ def _check_callable(value: Any, name: str, what: str) -> None:
         raise InvalidArgumentError(f"{name}={value!r}: {name} accepts {what}")
 
 
+def _forwarded(name: str) -> Any:
+    """A Client attribute that is the requester's setting ``name`` (read and set)."""
+
+    def get(client: Client) -> Any:
+        return getattr(client._requester, name)
+
+    def put(client: Client, value: Any) -> None:
+        setattr(client._requester, name, value)
+
+    return property(get, put)
+
+
 class Client:
     """Raw access to Croct's Export API: pages of events, retried and paged for you.
 
@@ -195,18 +207,17 @@ class Client:
         rng: random.Random | None = None,
         cancel: threading.Event | None = None,
     ) -> None:
-        self.base_url = resolve_base_url(base_url)
-        self.timeout = check_timeout(timeout)
+        base_url = resolve_base_url(base_url)
+        timeout = check_timeout(timeout)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise InvalidArgumentError(
                 f"max_retries={max_retries!r}: max_retries accepts an int >= 0"
             )
-        self.max_retries = max_retries
-        self.backoff = _check_number(backoff, "backoff", minimum=0, what="seconds >= 0")
-        self.max_backoff = _check_number(
-            max_backoff, "max_backoff", minimum=self.backoff, what="seconds >= backoff"
+        backoff = _check_number(backoff, "backoff", minimum=0, what="seconds >= 0")
+        max_backoff = _check_number(
+            max_backoff, "max_backoff", minimum=backoff, what="seconds >= backoff"
         )
-        self.max_retry_after = _check_number(
+        max_retry_after = _check_number(
             max_retry_after, "max_retry_after", minimum=0, what="seconds >= 0"
         )
         _check_callable(sleep, "sleep", "a function sleep(seconds)")
@@ -225,25 +236,34 @@ class Client:
         self._api_key = _Secret(resolve_api_key(api_key))
         self._own_transport = transport is None
         self._transport: Transport = transport or RequestsTransport(
-            trust_env=not is_loopback(self.base_url)
+            trust_env=not is_loopback(base_url)
         )
-        self.budget = budget
         # one per client: it remembers whether this client's host has ever answered (``answered``)
         self._requester = RetryingRequester(
             self._transport,
             self._api_key.reveal,
-            self.base_url,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-            backoff=self.backoff,
-            max_backoff=self.max_backoff,
-            max_retry_after=self.max_retry_after,
+            base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            max_retry_after=max_retry_after,
             sleep=sleep,
             budget=budget,
             on_wait=on_wait,
             rng=rng if rng is not None else random.Random(),
             cancel=cancel,
         )
+
+    # the settings live in the requester, which reads them at every request: set on the client
+    # after it is made, they take effect as before
+    base_url = _forwarded("base_url")
+    timeout = _forwarded("timeout")
+    max_retries = _forwarded("max_retries")
+    backoff = _forwarded("backoff")
+    max_backoff = _forwarded("max_backoff")
+    max_retry_after = _forwarded("max_retry_after")
+    budget = _forwarded("budget")
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r}, api_key='***')"

@@ -879,3 +879,19 @@ def test_an_answer_arriving_after_the_cancel_is_dropped() -> None:
 
     with pytest.raises(CancelledError):
         Client(KEY, transport=transport, cancel=cancel).get_page()
+
+
+def test_settings_changed_on_the_client_take_effect() -> None:
+    sent: list[Request] = []
+
+    def transport(request: Request) -> Response:
+        sent.append(request)
+        return Response(503, {}, b'{"title": "Unavailable"}')
+
+    client = Client(KEY, transport=transport, sleep=lambda seconds: None, max_retries=8)
+    client.max_retries = 1
+    client.timeout = 2.5
+    with pytest.raises(RetriesExhaustedError):
+        client.get_page()
+    assert len(sent) == 2 and {r.timeout for r in sent} == {2.5}
+    assert (client.max_retries, client.timeout) == (1, 2.5)
