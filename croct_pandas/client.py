@@ -175,9 +175,11 @@ class Client:
     rng : random.Random, optional
         The source of backoff jitter (seed it for reproducible waits).
     cancel : threading.Event, optional
-        Once set (from any thread), no further request is sent, a wait between retries ends at
-        once, and the call raises :class:`~croct_pandas.errors.CancelledError` (a request already
-        in flight is let finish; its answer is dropped).
+        Once set (from any thread), no further request is sent, a wait between retries or for
+        the rate budget ends at once, and the call raises
+        :class:`~croct_pandas.errors.CancelledError` (a request already in flight is let finish;
+        its answer is dropped). A ``sleep`` you pass (to the client or to a ``RateBudget``) is
+        called as it is: the cancel is seen when it returns.
 
     Examples
     --------

@@ -119,7 +119,7 @@ class RetryingRequester:
         while True:
             self._check_cancel(shown)
             if self.budget is not None:
-                self.budget.acquire(self.on_wait)
+                self.budget.acquire(self.on_wait, self.cancel)
                 self._check_cancel(shown)
             outcome, retry_after = self._attempt(request, shown, parse)
             self._check_cancel(shown)

@@ -183,10 +183,13 @@ class RateBudget:
         """Requests per second allowed now; ``None`` when unlimited."""
         return self._rate
 
-    def acquire(self, on_wait: OnWait | None = None) -> float:
+    def acquire(
+        self, on_wait: OnWait | None = None, cancel: threading.Event | None = None
+    ) -> float:
         """Block until a request may go; return the seconds waited.
 
-        ``on_wait(seconds, "rate limited")`` is called before each sleep.
+        ``on_wait(seconds, "rate limited")`` is called before each sleep. A ``cancel`` event
+        that is set ends the wait at once (the return is then early: the caller checks it).
 
         Examples
         --------
@@ -210,7 +213,15 @@ class RateBudget:
             # sleep outside the lock: other workers must still be able to report and queue
             if on_wait is not None:
                 on_wait(wait, "rate limited")
-            self._sleep(wait)
+            if cancel is None:
+                self._sleep(wait)
+            elif self._sleep is time.sleep:
+                if cancel.wait(wait):  # a real wait, which the cancel ends early
+                    return waited
+            else:
+                self._sleep(wait)
+                if cancel.is_set():
+                    return waited
             waited += wait
 
     def on_success(self) -> None:

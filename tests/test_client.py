@@ -895,3 +895,36 @@ def test_settings_changed_on_the_client_take_effect() -> None:
         client.get_page()
     assert len(sent) == 2 and {r.timeout for r in sent} == {2.5}
     assert (client.max_retries, client.timeout) == (1, 2.5)
+
+
+def test_cancel_ends_a_rate_budget_wait_at_once() -> None:
+    cancel = threading.Event()
+    sent: list[float] = []
+
+    def transport(request: Request) -> Response:
+        sent.append(time.monotonic())
+        return Response(429, {"Retry-After": "20"}, b'{"title": "Too Many Requests"}')
+
+    # the budget holds every request for the 20 s Retry-After (a real time.sleep): the cancel
+    # ends that wait
+    client = Client(KEY, transport=transport, budget=RateBudget(), cancel=cancel)
+    threading.Timer(0.3, cancel.set).start()
+    began = time.monotonic()
+    with pytest.raises(CancelledError):
+        client.get_page()
+    assert len(sent) == 1
+    assert time.monotonic() - began < 10
+
+
+def test_a_budget_with_its_own_sleep_sees_the_cancel_when_it_returns() -> None:
+    cancel = threading.Event()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        cancel.set()
+
+    budget = RateBudget(sleep=sleep)
+    budget.on_rate_limited(5.0)
+    assert budget.acquire(cancel=cancel) == 0.0
+    assert len(slept) == 1 and slept[0] == pytest.approx(5.0, abs=0.5)  # one wait, then out
