@@ -182,9 +182,15 @@ class _Worker:
         for future in waiting:
             future.set_exception(WorkerError(reason))
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop the process (killed after ``timeout`` seconds) and close both pipes."""
+    def close(self, timeout: float = 5.0, *, kill: bool = False) -> None:
+        """Stop the process (killed after ``timeout`` seconds, or at once with ``kill``) and
+        close both pipes."""
         self._outbox.put(None)
+        if kill:
+            # a worker that failed may have stopped reading: the writer thread can then sit in
+            # a write holding the pipe's lock, and closing the pipe would wait for it for good
+            with contextlib.suppress(OSError):
+                self.proc.kill()
         if self.proc.stdin is not None:
             with contextlib.suppress(OSError, ValueError):
                 self.proc.stdin.close()
@@ -221,7 +227,7 @@ def _submit(bodies: list[bytes], *, start: bool) -> Future[NormalizedPage] | Non
                 logger.debug("no worker process (%s); normalising in this process", exc)
         ranked = sorted(_workers, key=lambda w: w.in_flight)
     for dead in gone:  # outside the lock; its process has exited or is exiting: reap it
-        dead.close(timeout=1.0)
+        dead.close(timeout=1.0, kill=True)
     for worker in ranked:
         future = worker.submit(bodies)
         if future is not None:
