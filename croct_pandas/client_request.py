@@ -227,8 +227,9 @@ class RetryingRequester:
         return text.replace(self.reveal_key(), "***")
 
     def _unreachable(self, attempts: int, failure: ConnectFailedError) -> NoReturn:
+        tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
         raise RetriesExhaustedError(
-            f"Could not reach the API at {self.base_url} ({attempts} attempts; last failure: "
+            f"Could not reach the API at {self.base_url} ({tries}; last failure: "
             f"{failure}). Check base_url (or the CROCT_API_URL environment variable) and the "
             "network connection (and any proxy settings)",
             last_error=failure,

@@ -33,6 +33,8 @@ from croct_pandas.params import (
     check_window,
     check_workers,
     iso_ms,
+    resolve_api_key,
+    resolve_base_url,
     to_epoch_ms,
 )
 from croct_pandas.process_state import paused_gc, system_arrow_pool
@@ -197,6 +199,10 @@ def read_croct_events(
     if not isinstance(refresh, bool):
         raise InvalidArgumentError(f"refresh={refresh!r}: refresh accepts True or False")
     settle_ms = _check_settle(settle)
+    # the key and URL before the cache folder, which a read creates: a call refused for its key
+    # leaves nothing behind
+    api_key = resolve_api_key(api_key)
+    base_url = resolve_base_url(base_url)
     cache_root = cache_dir(cache, may_be_off=True, writable=True)
 
     with paused_gc(), system_arrow_pool():

@@ -189,3 +189,14 @@ def test_other_kinds_are_refused_naming_the_parameter(bad: object) -> None:
     with pytest.raises(InvalidArgumentError) as info:
         cache_dir(bad)
     assert str(info.value).startswith(f"cache={bad!r}: {ACCEPTS}")
+
+
+def test_a_call_refused_for_its_key_leaves_no_cache_folder(
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CROCT_API_KEY", raising=False)
+    folder = tmp_path / "cache"
+    with pytest.raises(InvalidArgumentError, match="CROCT_API_KEY"):
+        cp.read_croct_events("2026-01-01", "2026-01-02", base_url=emu.url, cache=folder,
+                             progress=False)  # fmt: skip
+    assert not folder.exists()
