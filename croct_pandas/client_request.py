@@ -29,7 +29,14 @@ from croct_pandas.errors import (
     TransportError,
     error_from_response,
 )
-from croct_pandas.retry import OnWait, RateBudget, parse_retry_after, retry_delay, should_retry
+from croct_pandas.retry import (
+    OnWait,
+    RateBudget,
+    cancellable_wait,
+    parse_retry_after,
+    retry_delay,
+    should_retry,
+)
 from croct_pandas.transport import API_KEY_HEADER, ConnectFailedError, Request, Transport
 
 __all__ = ["UNREACHED_RETRIES", "UNREACHED_WAIT", "RetryingRequester"]
@@ -168,10 +175,7 @@ class RetryingRequester:
                 reason = f"retry {attempt}/{self.max_retries}"
             if self.on_wait is not None:
                 self.on_wait(delay, reason)
-            if self.cancel is not None and self.sleep is time.sleep:
-                self.cancel.wait(delay)  # a real wait, which the cancel ends early
-            else:
-                self.sleep(delay)
+            cancellable_wait(self.sleep, delay, self.cancel)  # the loop's next turn checks it
 
     def _check_cancel(self, shown: str) -> None:
         if self.cancel is not None and self.cancel.is_set():

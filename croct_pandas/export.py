@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -23,7 +22,7 @@ import pyarrow as pa
 
 from croct_pandas.cache_paths import cache_dir
 from croct_pandas.client import Client, Page
-from croct_pandas.errors import CancelledError, InvalidArgumentError
+from croct_pandas.errors import InvalidArgumentError
 from croct_pandas.frame import build_frame, check_dtype_backend
 from croct_pandas.normalize_pool import PageBatcher
 from croct_pandas.params import (
@@ -228,20 +227,19 @@ def _export(
     settle_ms: int,
     call_time: int,
 ) -> pd.DataFrame:
+    bar = Progress(start_ms, end_ms, enabled=progress)
     # set when the export fails or is interrupted: every slice's thread then stops at once,
-    # in a wait or before its next request, instead of retrying on in the background
+    # in a wait (backoff or rate budget) or before its next request, instead of retrying on in
+    # the background
     stop = threading.Event()
-    budget = RateBudget(sleep=partial(_wait_unless_stopped, stop))
-    # the client checks the key and the base URL: a mistake there shows before any bar does
     client = Client(
         api_key,
         base_url=base_url,
         timeout=timeout,
-        budget=budget,
-        on_wait=lambda seconds, reason: bar.on_wait(seconds, reason),
+        budget=RateBudget(),
+        on_wait=bar.on_wait,
         cancel=stop,
     )
-    bar = Progress(start_ms, end_ms, enabled=progress)
     result = ExportResult()
     try:
         if cache_root is None:
@@ -329,11 +327,6 @@ def _run(
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-
-
-def _wait_unless_stopped(stop: threading.Event, seconds: float) -> None:
-    if stop.wait(seconds):
-        raise CancelledError("the export stopped")
 
 
 def _last_timestamp(page: Page) -> int | None:

@@ -20,6 +20,7 @@ from email.utils import parsedate_to_datetime
 __all__ = [
     "RateBudget",
     "backoff_ceiling",
+    "cancellable_wait",
     "full_jitter",
     "parse_retry_after",
     "retry_delay",
@@ -130,6 +131,33 @@ def retry_delay(
     return full_jitter(backoff_ceiling(attempt, backoff, max_backoff), rng)
 
 
+def cancellable_wait(
+    sleep: Callable[[float], None], seconds: float, cancel: threading.Event | None
+) -> bool:
+    """Wait ``seconds`` with ``sleep``; True when ``cancel`` is set by the end of it.
+
+    A real wait (``time.sleep``) ends at once when ``cancel`` is set; a ``sleep`` the caller
+    passed (a recorder in tests, say) is called as it is, and the cancel is seen when it returns.
+
+    Examples
+    --------
+    >>> import threading
+    >>> cancel = threading.Event()
+    >>> cancel.set()
+    >>> cancellable_wait(time.sleep, 60.0, cancel)  # returns at once
+    True
+    >>> cancellable_wait(lambda seconds: None, 60.0, None)
+    False
+    """
+    if cancel is None:
+        sleep(seconds)
+        return False
+    if sleep is time.sleep:
+        return cancel.wait(seconds)
+    sleep(seconds)
+    return cancel.is_set()
+
+
 class RateBudget:
     """One request-rate budget shared, thread-safely, by every worker of an export (AIMD).
 
@@ -213,15 +241,8 @@ class RateBudget:
             # sleep outside the lock: other workers must still be able to report and queue
             if on_wait is not None:
                 on_wait(wait, "rate limited")
-            if cancel is None:
-                self._sleep(wait)
-            elif self._sleep is time.sleep:
-                if cancel.wait(wait):  # a real wait, which the cancel ends early
-                    return waited
-            else:
-                self._sleep(wait)
-                if cancel.is_set():
-                    return waited
+            if cancellable_wait(self._sleep, wait, cancel):
+                return waited
             waited += wait
 
     def on_success(self) -> None:
