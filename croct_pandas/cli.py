@@ -7,7 +7,6 @@ traceback); 130 interrupted. Everything a command can check is checked before it
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -235,13 +234,14 @@ def _time_arg(value: str) -> Any:
 
 def _run_funnel(args: argparse.Namespace) -> int:
     import croct_pandas  # noqa: F401  (registers df.croct)
+    from croct_pandas.funnel import is_bare_number
 
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     if len(steps) < 2:
         raise UsageError("--steps needs two or more comma-separated event types, such as a,b,c")
     within = None if args.within.lower() in ("none", "unbounded") else args.within
-    if within is not None and re.fullmatch(r"\s*[\d.]+\s*", within):
-        # pandas reads a bare number as nanoseconds: a window nobody means
+    if within is not None and is_bare_number(within):
+        # checked before the file is read; funnel() would refuse it too, once the file is in
         raise UsageError(f"--within {within}: give a unit, such as {within.strip()}D or 7D")
     frame = read_frame(args.file)
     result = frame.croct.funnel(

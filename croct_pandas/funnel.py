@@ -254,6 +254,17 @@ def _where(df: pd.DataFrame, spec: Step, param: str) -> np.ndarray:
     return np.asarray(pd.array(values, dtype="boolean").fillna(False), dtype=bool)
 
 
+def is_bare_number(text: str) -> bool:
+    """Whether ``text`` is a number without a unit, which pandas reads as nanoseconds.
+
+    Examples
+    --------
+    >>> is_bare_number(" 3 "), is_bare_number("2.5"), is_bare_number("7D")
+    (True, True, False)
+    """
+    return re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)\s*", text) is not None
+
+
 def _window(within: object) -> pd.Timedelta | None:
     if within is None:
         return None
@@ -261,7 +272,7 @@ def _window(within: object) -> pd.Timedelta | None:
         raise TypeError(
             f"within must be a Timedelta, a string such as '7D' or None; got {within!r}"
         )
-    if isinstance(within, str) and re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)\s*", within):
+    if isinstance(within, str) and is_bare_number(within):
         # pandas reads a bare number as nanoseconds: never what a funnel window means
         raise ValueError(f"within needs a unit, such as '7D', '12h' or '30min'; got {within!r}")
     try:
