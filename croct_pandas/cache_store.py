@@ -22,7 +22,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote
 
@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 DAY_MS = 86_400_000
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
 #: Bump when the layout changes; the storage schemas' digest is added so a schema change also
 #: marks older files as another version (STYLE habit 9).
 CACHE_FORMAT = 1
@@ -91,8 +92,10 @@ def day_start(day: str) -> int:
     >>> day_start("2026-01-01")
     1767225600000
     """
-    moment = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc)
-    return int(moment.timestamp()) * 1000
+    # a cache read asks this of every (type, day) file: date's own parser is ~50x strptime
+    if len(day) != 10 or day[4] != "-" or day[7] != "-":
+        raise ValueError(f"{day!r} is not a YYYY-MM-DD day")
+    return (date.fromisoformat(day).toordinal() - _EPOCH_DAY) * DAY_MS
 
 
 # -- writing files -------------------------------------------------------------------------

@@ -246,7 +246,10 @@ def _submit_takes(
 
 
 def _arrow_take(layout: Layout, builder: FrameBuilder, col: Any, text: bool) -> pa.Array:
-    return layout.take(col.present, col.type, text)
+    values = layout.take(col.present, col.type, text)
+    # a column with categories is dictionary-encoded here, on the worker: the calling thread,
+    # which checks its values against the schema's, then only looks at the few distinct ones
+    return values.dictionary_encode() if col.enum is not None else values
 
 
 def _pandas_take(layout: Layout, builder: FrameBuilder, col: Any, text: bool) -> pd.Series:

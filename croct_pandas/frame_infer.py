@@ -128,9 +128,11 @@ def _as_text(arr: Any) -> Any:
 
 
 def _categorical(name: str, enum: str, values: pa.Array) -> pa.DictionaryArray:
+    """The enum column's categories (with a warning for values outside the schema's list);
+    ``values`` may come dictionary-encoded already."""
     known = ENUMS[enum]
     # one pass over the rows (encoding); the lookups then run over the few distinct values
-    encoded = values.dictionary_encode()
+    encoded = values if pa.types.is_dictionary(values.type) else values.dictionary_encode()
     seen = [v for v in encoded.dictionary.to_pylist() if v is not None]
     new = sorted(set(seen) - set(known))
     if new:
