@@ -125,6 +125,8 @@ def clear_cache(cache: Any = True, *, application: str | None = None) -> None:
         )
     if not os.path.isdir(root):
         return
+    # a folder it may not write to is refused before anything in it is touched
+    cache_dir(cache, writable=True)
     with CacheLock.at(os.path.join(root, "_lock")):
         found = list(_namespaces(root))
         if application is None:

@@ -173,6 +173,14 @@ def test_cache_info_reads_a_folder_it_could_not_write(unwritable: Path) -> None:
     assert cp.cache_info(unwritable).empty
 
 
+def test_clear_cache_refuses_a_folder_it_cannot_write(unwritable: Path) -> None:
+    before = sorted(os.listdir(unwritable))
+    with pytest.raises(InvalidArgumentError) as caught:
+        cp.clear_cache(unwritable)
+    check_refused(caught.value, unwritable, "the folder cannot be written to")
+    assert sorted(os.listdir(unwritable)) == before
+
+
 def test_cache_dir_returns_the_path_as_given(tmp_path: Path) -> None:
     relative = os.path.relpath(tmp_path / "rel", os.getcwd())
     assert cache_dir(relative, may_be_off=True) == relative
