@@ -23,16 +23,15 @@ from typing import Any, Union
 import msgspec
 import pyarrow as pa
 
-from croct_pandas.normalize import (
+from croct_pandas.normalize import NormalizedPage
+from croct_pandas.normalize_check import _struct_known, lists_or_nulls
+from croct_pandas.normalize_table import (
     _CONVERSION_ERRORS,
     CORE_CONVERSION,
-    NormalizedPage,
     _conversion_type,
     _in_python,
     _NotFast,
     _storage_table,
-    _struct_known,
-    lists_or_nulls,
 )
 from croct_pandas.normalize_tree import Node, Raw, context_node, payload_node
 from croct_pandas.schema import EVENT_TYPES
