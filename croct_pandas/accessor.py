@@ -105,7 +105,7 @@ class CroctAccessor:
 
     def plot_events(self, *, freq: str = "D", ax: Axes | None = None) -> Axes:
         """Events over time by type; see :func:`croct_pandas.plotting.plot_events`."""
-        from croct_pandas.plotting import plot_events
+        from croct_pandas.plotting_events import plot_events
 
         self.require("type", "timestamp")
         return plot_events(self._frame, freq=freq, ax=ax)

@@ -212,7 +212,7 @@ class FunnelResult:
     # -- display ----------------------------------------------------------------------
 
     def _header(self) -> str:
-        from croct_pandas.plotting import duration_text  # pandas and numpy only at import
+        from croct_pandas.plotting_text import duration_text  # pandas and numpy only at import
 
         window = "unbounded" if self.within is None else duration_text(self.within)
         extra = f", breakdown {self.breakdown}" if self.breakdown else ""

@@ -1,70 +1,40 @@
-"""Charts of funnels and events: every ``plot_*`` takes ``ax=None`` and returns its Axes.
+"""Charts of a funnel result: every ``plot_*`` takes ``ax=None`` and returns its Axes.
 
-The numbers come from the result objects (:class:`croct_pandas.funnel.FunnelResult`) or from a
-small aggregation here; this module only draws. matplotlib is imported inside the functions so
-that ``import croct_pandas`` stays light in headless jobs.
+The numbers come from the result object (:class:`croct_pandas.funnel.FunnelResult`); this module
+only draws. The event frame's charts live in :mod:`croct_pandas.plotting_events` and are
+importable from here too, as is :func:`duration_text`. matplotlib is imported inside the
+functions so that ``import croct_pandas`` stays light in headless jobs.
 """
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from croct_pandas.plotting_axes import (
+    _FREQ_WORDS,
+    _check_freq,
+    _date_axis,
+    _naive_utc,
+    _new_axes,
+    _plain,
+    _slot_chars,
+    _thousands,
+)
+from croct_pandas.plotting_events import TOP_TYPES as TOP_TYPES
+from croct_pandas.plotting_events import event_counts as event_counts
+from croct_pandas.plotting_events import plot_events
+from croct_pandas.plotting_text import _count, _pct, _unit_of, _wrap
+from croct_pandas.plotting_text import duration_text as duration_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 __all__ = ["plot_conversion_over_time", "plot_events", "plot_funnel", "plot_time_to_convert"]
 
-#: Event types drawn one by one in ``plot_events``; the rest are summed into "other".
-TOP_TYPES = 8
 _COLOR = "#3b6fd4"
-_UNITS = (
-    ("days", pd.Timedelta(days=1)),
-    ("hours", pd.Timedelta(hours=1)),
-    ("minutes", pd.Timedelta(minutes=1)),
-    ("seconds", pd.Timedelta(seconds=1)),
-)
-
-
-def _new_axes(ax: Axes | None, size: tuple[float, float] = (8.0, 4.5)) -> Axes:
-    if ax is not None:
-        return ax
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # a broken install: matplotlib is a required dependency
-        raise ImportError(
-            "croct_pandas.plotting needs matplotlib: pip install 'matplotlib>=3.8'"
-        ) from exc
-    _, new = plt.subplots(figsize=size, layout="constrained")
-    return new
-
-
-def _count(n: float) -> str:
-    return f"{int(n):,}" if pd.notna(n) else "–"
-
-
-def _pct(x: float) -> str:
-    return f"{x:.1%}" if pd.notna(x) else "–"
-
-
-def _wrap(name: object, width: int) -> str:
-    """Wrap at spaces and camelCase humps, so ``checkoutStarted`` breaks as checkout/Started."""
-    lines: list[str] = []
-    for token in re.split(r"(?<=[a-z0-9])(?=[A-Z])|(?<= )", str(name)):
-        if lines and len(lines[-1]) + len(token) <= width:
-            lines[-1] += token
-        else:
-            lines.append(token)
-    return "\n".join(line.strip() for line in lines)
-
-
-def _slot_chars(ax: Axes, n: int) -> int:
-    """About how many characters of a 9-point label fit under one of ``n`` columns."""
-    inches = ax.get_position().width * ax.get_figure().get_figwidth()  # type: ignore[union-attr]
-    return max(8, int(inches / max(n, 1) * 11))
 
 
 def _steps(table: pd.DataFrame) -> pd.DataFrame:
@@ -159,18 +129,6 @@ def _same(column: pd.Series, value: object) -> pd.Series:
     return (column == value).fillna(False).astype(bool)
 
 
-def _thousands() -> Any:
-    from matplotlib.ticker import FuncFormatter
-
-    return FuncFormatter(lambda v, _pos: f"{v:,.0f}")
-
-
-def _plain() -> Any:
-    from matplotlib.ticker import FuncFormatter
-
-    return FuncFormatter(lambda v, _pos: f"{v:,.10g}")
-
-
 def _entity_label(result: Any) -> str:
     by = getattr(result, "by", "userId")
     return {"userId": "people", "sessionId": "sessions"}.get(str(by), f"entities ({by})")
@@ -184,32 +142,6 @@ def _funnel_title(result: Any, group_col: str | None) -> str:
     if within is not None and pd.notna(within):
         parts.append(f"(within {duration_text(pd.Timedelta(within))})")
     return " ".join(parts)
-
-
-def duration_text(td: pd.Timedelta) -> str:
-    """A whole number of the largest unit that divides ``td`` (``'7 days'``, ``'90 minutes'``).
-
-    Examples
-    --------
-    >>> duration_text(pd.Timedelta("7D")), duration_text(pd.Timedelta("1h"))
-    ('7 days', '1 hour')
-    >>> duration_text(pd.Timedelta("1.5s")), duration_text(pd.Timedelta(0))
-    ('1.5 seconds', '0 seconds')
-    """
-    for name, unit in _UNITS:
-        if td >= unit and td % unit == pd.Timedelta(0):
-            count = int(td / unit)
-            return f"{count} {name[:-1] if count == 1 else name}"
-    seconds = td.total_seconds()
-    return f"{seconds:g} {'second' if seconds == 1 else 'seconds'}"
-
-
-def _unit_of(values: pd.Series) -> tuple[str, pd.Timedelta]:
-    median = values.median()
-    for name, unit in _UNITS:
-        if pd.notna(median) and median >= 2 * unit:
-            return name, unit
-    return _UNITS[-1]
 
 
 def _step_index(table: pd.DataFrame, step: int, param: str) -> int:
@@ -302,47 +234,6 @@ def plot_time_to_convert(
     return ax
 
 
-_FREQ_WORDS = {
-    "D": "day",
-    "W": "week",
-    "h": "hour",
-    "H": "hour",
-    "MS": "month",
-    "ME": "month",
-    "M": "month",
-    "QS": "quarter",
-    "QE": "quarter",
-    "min": "minute",
-}
-
-
-def _check_freq(freq: object) -> str:
-    try:
-        pd.tseries.frequencies.to_offset(freq)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"freq must be a pandas frequency such as 'D', 'W', 'h' or 'MS'; got {freq!r}"
-        ) from None
-    return str(freq)
-
-
-def _naive_utc(index: pd.Index) -> np.ndarray:
-    if isinstance(index, pd.PeriodIndex):
-        index = index.to_timestamp()
-    stamps = pd.DatetimeIndex(index)
-    if stamps.tz is not None:
-        stamps = stamps.tz_convert("UTC").tz_localize(None)
-    return stamps.to_numpy()
-
-
-def _date_axis(ax: Axes) -> None:
-    import matplotlib.dates as mdates
-
-    locator = mdates.AutoDateLocator(maxticks=8)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-
-
 def plot_conversion_over_time(result: Any, *, freq: str = "W", ax: Axes | None = None) -> Axes:
     """Draw conversion (step 1 to the last step) per period of the counted attempt's start.
 
@@ -388,95 +279,6 @@ def plot_conversion_over_time(result: Any, *, freq: str = "W", ax: Axes | None =
     ax.set_ylabel(f"conversion, {names[0]} → {names[-1]}" if names else "conversion")
     ax.set_xlabel(f"{word} (UTC)")
     _date_axis(ax)
-    ax.grid(axis="y", alpha=0.3)
-    ax.spines[["top", "right"]].set_visible(False)
-    return ax
-
-
-def event_counts(df: pd.DataFrame, *, freq: str = "D", top: int = TOP_TYPES) -> pd.DataFrame:
-    """Events per period (rows, UTC) and type (columns): the ``top`` types, then ``other``.
-
-    Examples
-    --------
-    >>> df = pd.DataFrame({"type": ["a", "b", "a"],
-    ...     "timestamp": pd.to_datetime(["2026-01-01", "2026-01-01", "2026-01-02"], utc=True)})
-    >>> event_counts(df, top=1).to_numpy().tolist()
-    [[1, 1], [1, 0]]
-    """
-    freq = _check_freq(freq)
-    if not isinstance(df, pd.DataFrame) or not {"type", "timestamp"} <= set(df.columns):
-        raise ValueError("df must be an event frame with 'type' and 'timestamp' columns")
-    types = df["type"].astype("string").fillna("(null)")
-    counts = (
-        pd.DataFrame({"timestamp": df["timestamp"], "type": types})
-        .groupby([pd.Grouper(key="timestamp", freq=freq), "type"])
-        .size()
-        .unstack(fill_value=0)
-    )
-    order = counts.sum().sort_values(ascending=False, kind="stable").index
-    counts = counts[order]
-    if len(order) > top:
-        counts = counts[order[:top]].assign(other=counts[order[top:]].sum(axis=1))
-    counts.columns = pd.Index([str(c) for c in counts.columns], name="type")
-    return counts
-
-
-def _palette() -> list[Any]:
-    from matplotlib import colormaps
-
-    # tab10 without its grey, which stands for "other"
-    colors = list(colormaps["tab10"].colors)  # type: ignore[attr-defined]
-    return colors[:7] + colors[8:]
-
-
-def plot_events(df: pd.DataFrame, *, freq: str = "D", ax: Axes | None = None) -> Axes:
-    """Draw events over time, one line per event type (the most frequent ones, then "other").
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        An event frame (``type`` and ``timestamp`` columns).
-    freq : str, default "D"
-        A pandas frequency: the width of each period (UTC).
-    ax : matplotlib.axes.Axes, optional
-        Where to draw; a new figure when omitted.
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-
-    Examples
-    --------
-    >>> import matplotlib; matplotlib.use("Agg")
-    >>> df = pd.DataFrame({"type": ["pageOpened", "pageOpened", "orderPlaced"],
-    ...     "timestamp": pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-02"], utc=True)})
-    >>> ax = plot_events(df)
-    >>> [line.get_label() for line in ax.lines]
-    ['pageOpened', 'orderPlaced']
-    """
-    counts = event_counts(df, freq=freq)
-    ax = _new_axes(ax, (9.0, 4.5))
-    x = _naive_utc(counts.index)
-    palette = _palette()
-    for i, name in enumerate(counts.columns):
-        ax.plot(
-            x,
-            counts[name].to_numpy(),
-            marker="o" if len(x) < 20 else None,
-            markersize=3,
-            linewidth=1.5,
-            label=name,
-            color="grey" if name == "other" else palette[i % len(palette)],
-        )
-    word = _FREQ_WORDS.get(freq, f"period ({freq})")
-    ax.set_title("Events over time by type")
-    ax.set_ylabel(f"events per {word}")
-    ax.set_xlabel(f"{word} (UTC)")
-    ax.set_ylim(bottom=0)
-    ax.yaxis.set_major_formatter(_thousands())
-    _date_axis(ax)
-    if len(counts.columns):
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
     return ax
