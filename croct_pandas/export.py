@@ -241,6 +241,7 @@ def _export(
         cancel=stop,
     )
     result = ExportResult()
+    rows: int | None = None  # the frame's, once made: the bar's final figure
     try:
         if cache_root is None:
             sink: Any = MemorySink((start_ms, end_ms), workers)
@@ -271,7 +272,7 @@ def _export(
             "provisional": end_ms > call_time - settle_ms,
         }
         attrs.update(sink.attrs())
-        return build_frame(
+        frame = build_frame(
             sink.tables(),
             events=wanted,
             dtype_backend=dtype_backend,
@@ -279,8 +280,10 @@ def _export(
             end=end_ms,
             attrs=attrs,
         )
+        rows = len(frame)
+        return frame
     finally:
-        bar.close()
+        bar.close(rows)
         client.close()
 
 

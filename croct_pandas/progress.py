@@ -93,17 +93,26 @@ class Progress:
             self._waiting = f" · {text}"
             self._refresh(now=True)
 
-    def _refresh(self, now: bool = False) -> None:
+    def _refresh(self, now: bool = False, rows: int | None = None) -> None:
         if self._bar is not None:
             # tqdm redraws at its own pace (mininterval); forcing it on every page floods logs
             text = f"{self.events:,} events{self._cached}{self._waiting}"
             if self._cached == " from the cache":
                 text = f"read from the cache{self._waiting}"
+            if rows is not None:
+                # the frame's count: an event the API sent twice was fetched twice, kept once
+                text = f"{rows:,} events"
+                if self._cached == " from the cache":
+                    text += " read from the cache"
+                elif self._cached:
+                    text += f" ({self.events:,}{self._cached})"
             self._bar.set_postfix_str(text, refresh=now)
 
-    def close(self) -> None:
+    def close(self, rows: int | None = None) -> None:
+        """End the bar; ``rows``, the frame's row count, is the final figure when given (a
+        failed or interrupted export ends on the events fetched)."""
         with self._lock:
             if self._bar is not None:
                 self._waiting = ""
-                self._refresh()
+                self._refresh(rows=rows)
                 self._bar.close()  # draws the final state once

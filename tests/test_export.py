@@ -343,12 +343,14 @@ def test_a_bad_key_or_url_fails_before_any_progress_bar(store, capsys, monkeypat
 def test_the_bar_says_what_came_from_the_cache(store, tmp_path, capsys):
     with Emulator(store) as emu:
         read(emu, T0, T0 + DAY, cache=tmp_path, progress=True)
-        read(emu, T0, T0 + 2 * DAY, cache=tmp_path, progress=True)
-        read(emu, T0, T0 + 2 * DAY, cache=tmp_path, progress=True)
+        wider = read(emu, T0, T0 + 2 * DAY, cache=tmp_path, progress=True)
+        again = read(emu, T0, T0 + 2 * DAY, cache=tmp_path, progress=True)
     finals = [
         line.strip()
         for line in capsys.readouterr().err.replace("\r", "\n").splitlines()
         if "100%" in line and "building" not in line
     ]
-    assert finals[-2].endswith("events fetched, the rest from the cache")
-    assert finals[-1].endswith("read from the cache")
+    # the final line gives the frame's rows, and how many of them were fetched
+    assert finals[-2].endswith(" fetched, the rest from the cache)")
+    assert f", {len(wider):,} events (" in finals[-2]
+    assert finals[-1].endswith(f", {len(again):,} events read from the cache")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 
 from croct_pandas.progress import Progress
-from croct_pandas.slices import plan_slices
+from croct_pandas.slices import Slice, plan_slices
 
 
 def test_the_bar_ends_exactly_at_the_window(capsys):
@@ -55,3 +55,33 @@ def test_after_the_last_page_the_bar_says_so_and_ends_on_the_count(capsys):
     assert any(f.endswith("5 events · building the frame") for f in frames)
     assert frames[-1].endswith("5 events")  # the final line drops the note
     assert not any("waiting" in f for f in frames)
+
+
+def test_the_final_line_gives_the_frame_rows_and_what_the_cache_gave(capsys):
+    start = 1767225600000
+    window = plan_slices(start, start + 1000, 1)[0]
+    bar = Progress(start, start + 1000, enabled=True)
+    bar.advance(window, start, start + 1000, 12)  # a boundary event the API sent twice
+    bar.close(11)
+    assert _last_frame(capsys).endswith(", 11 events")
+
+    bar = Progress(start, start + 2000, enabled=True)
+    bar.skip_covered([Slice(start + 1000, start + 2000)])
+    bar.advance(Slice(start + 1000, start + 2000), start + 1000, start + 2000, 7)
+    bar.close(30)
+    assert _last_frame(capsys).endswith("30 events (7 fetched, the rest from the cache)")
+
+    bar = Progress(start, start + 1000, enabled=True)
+    bar.skip_covered([])
+    bar.close(30)
+    assert _last_frame(capsys).endswith("30 events read from the cache")
+
+    bar = Progress(start, start + 1000, enabled=True)
+    bar.advance(window, start, start + 500, 4)
+    bar.close()  # failed or interrupted: the events fetched so far
+    assert _last_frame(capsys).endswith("4 events")
+
+
+def _last_frame(capsys) -> str:
+    frames = [f.strip() for f in capsys.readouterr().err.replace("\r", "\n").splitlines()]
+    return [f for f in frames if f][-1]
