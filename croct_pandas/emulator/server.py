@@ -1,33 +1,24 @@
 """``Emulator``: Croct's Export API (``GET /export/events``, ``/export/events/{id}``) on loopback.
 
-Each event is encoded to JSON once, when the emulator is built; a page is the encoded items joined
-with commas between a fixed head and tail, found by bisecting the sorted timestamps of the
-requested types (the position lists per type filter are built on first use). Cursors are opaque,
-URL-safe base64 of a position and a digest of the query they belong to, signed with a secret of
-this emulator: a cursor that was altered, came from another emulator or is sent with another
-window or type filter is refused with 400.
+The emulator owns the served store (built once, see :mod:`~croct_pandas.emulator.pages`), starts
+and stops the loopback server (:mod:`~croct_pandas.emulator.handler`), checks the API key, applies
+injected faults and keeps the log of requests, with the key masked.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import gc
-import hashlib
 import hmac
-import logging
 import secrets
 import socket
-import struct
 import threading
 import time
-from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
@@ -35,19 +26,15 @@ from croct_pandas.emulator.catalog import APP_METADATA
 from croct_pandas.emulator.dialect import DIALECTS, convert, event_id
 from croct_pandas.emulator.faults import Decision, Faults, Injector
 from croct_pandas.emulator.generator import generate_events
+from croct_pandas.emulator.handler import _Handler, _Server
+from croct_pandas.emulator.pages import _Pages
+from croct_pandas.emulator.query import _Problem, _problem_body
 from croct_pandas.errors import InvalidArgumentError
 from croct_pandas.process_state import paused_gc
-from croct_pandas.schema import EVENT_TYPES
-
-logger = logging.getLogger("croct_pandas.emulator")
 
 __all__ = ["Emulator", "RequestRecord"]
 
-_LIST_PATH = "/export/events"
 _PROBLEM = "application/problem+json"
-_KNOWN_TYPES = frozenset(EVENT_TYPES)
-_CURSOR = struct.Struct(">BQ8s")  # version, position, query digest
-_SIGNATURE_BYTES = 16
 _MASK = "***"
 _SECRET_HEADERS = frozenset({"x-api-key", "authorization", "proxy-authorization", "cookie"})
 
@@ -69,20 +56,6 @@ class RequestRecord:
     faults: list[str]
     time: float
     headers: list[tuple[str, str]]
-
-
-class _Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str, kind: str) -> None:
-        super().__init__(detail)
-        self.status, self.title, self.detail, self.kind = status, title, detail, kind
-
-
-def _invalid(detail: str) -> _Problem:
-    return _Problem(400, "Invalid input", detail, "https://croct.help/api/invalid-input")
-
-
-def _problem_body(status: int, title: str, detail: str, kind: str) -> bytes:
-    return orjson.dumps({"type": kind, "title": title, "status": status, "detail": detail})
 
 
 class Emulator:
@@ -145,7 +118,7 @@ class Emulator:
                 raw = _private_copy(events)
             self.events = convert(raw, dialect, seed=seed)
             self.events.sort(key=lambda e: (e["timestamp"], event_id(e)))
-            self._encoded = [orjson.dumps(e) for e in self.events]
+            self._pages = _Pages(self.events, APP_METADATA)
         self.api_key = api_key or secrets.token_urlsafe(24)
         self.dialect = dialect
         self.faults = faults
@@ -153,17 +126,9 @@ class Emulator:
         self.metadata = dict(APP_METADATA)
         self.requests: list[RequestRecord] = []
         self._port = port
-        self._secret = secrets.token_bytes(32)
         self._injector = Injector(faults)
         self._lock = threading.Lock()
-        self._types = [_type_of(e) for e in self.events]
-        self._timestamps = [e["timestamp"] for e in self.events]
-        self._by_id = {event_id(e): i for i, e in enumerate(self.events) if event_id(e)}
-        self._views: dict[frozenset[str] | None, tuple[list[int] | None, list[int]]] = {
-            None: (None, self._timestamps)
-        }
-        self._metadata_bytes = orjson.dumps(self.metadata)
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._sockets: set[socket.socket] = set()
         # The store is long-lived and holds millions of objects: left to the cyclic collector,
@@ -266,7 +231,9 @@ class Emulator:
                     "the request could not be processed; try again",
                     "https://croct.help/api/internal-error",
                 )
-            status, body, items, repeated = self._route(parts.path, params, decision.repeat)
+            status, body, items, repeated = self._pages.route(
+                parts.path, params, decision.repeat, tail_cursor=self.tail_cursor
+            )
             content_type = "application/json"
         except _Problem as problem:
             status, content_type, repeated = problem.status, _PROBLEM, 0
@@ -311,108 +278,6 @@ class Emulator:
         with self._lock:
             self.requests.append(record)
 
-    def _route(
-        self, path: str, params: list[tuple[str, str]], repeat: int
-    ) -> tuple[int, bytes, int, int]:
-        if path == _LIST_PATH:
-            return self._page(params, repeat)
-        if path.startswith(_LIST_PATH + "/") and len(path) > len(_LIST_PATH) + 1:
-            wanted = unquote(path[len(_LIST_PATH) + 1 :])
-            index = self._by_id.get(wanted)
-            if index is None:
-                raise _Problem(
-                    404,
-                    "Resource not found",
-                    f"no event with id {wanted!r}",
-                    "https://croct.help/api/resource-not-found",
-                )
-            body = b'{"metadata":' + self._metadata_bytes + b',"event":' + self._encoded[index]
-            return 200, body + b"}", 1, 0
-        raise _Problem(
-            404, "Resource not found", f"no endpoint at {path}", "https://croct.help/api/not-found"
-        )
-
-    # -- paging -----------------------------------------------------------------------------
-
-    def _page(self, params: list[tuple[str, str]], repeat: int) -> tuple[int, bytes, int, int]:
-        start, end, size, types, cursor = _parse_query(params)
-        digest = hashlib.sha256(
-            f"{start}|{end}|{','.join(sorted(types)) if types else '*'}".encode()
-        ).digest()[:8]
-        positions, stamps = self._view(types)
-        low = 0 if start is None else bisect_left(stamps, start)
-        high = len(stamps) if end is None else bisect_left(stamps, end)
-        first = low
-        repeated = 0
-        if cursor is not None:
-            after = self._open_cursor(cursor, digest)
-            first = max(low, after if positions is None else bisect_left(positions, after))
-            # at-least-once delivery: the page starts a few items before the cursor
-            repeated = max(0, min(repeat, size - 1, first - low))
-            first -= repeated
-        last = min(high, first + size)
-        chosen = range(first, last) if positions is None else positions[first:last]
-        encoded = self._encoded
-        items = b",".join([encoded[i] for i in chosen])
-        count = max(0, last - first)
-        if last < high:
-            next_cursor = self._seal(_global(positions, last - 1) + 1, digest)
-        elif self.tail_cursor:
-            ended = _global(positions, high - 1) + 1 if high > 0 else 0
-            next_cursor = self._seal(ended, digest)
-        else:
-            next_cursor = ""
-        body = b"".join(
-            (
-                b'{"items":[',
-                items,
-                b'],"metadata":',
-                self._metadata_bytes,
-                b',"nextCursor":"',
-                next_cursor.encode(),
-                b'"}',
-            )
-        )
-        return 200, body, count, repeated
-
-    def _view(self, types: frozenset[str] | None) -> tuple[list[int] | None, list[int]]:
-        view = self._views.get(types)
-        if view is None:
-            assert types is not None
-            positions = [i for i, kind in enumerate(self._types) if kind in types]
-            stamps = self._timestamps
-            view = (positions, [stamps[i] for i in positions])
-            with self._lock:
-                self._views[types] = view
-        return view
-
-    def _seal(self, position: int, digest: bytes) -> str:
-        raw = _CURSOR.pack(1, position, digest)
-        signature = hmac.new(self._secret, raw, hashlib.sha256).digest()[:_SIGNATURE_BYTES]
-        return base64.urlsafe_b64encode(raw + signature).rstrip(b"=").decode()
-
-    def _open_cursor(self, cursor: str, digest: bytes) -> int:
-        try:
-            padded = cursor + "=" * (-len(cursor) % 4)
-            blob = base64.b64decode(padded, altchars=b"-_", validate=True)
-        except (ValueError, UnicodeEncodeError):
-            raise _invalid("cursor: not a cursor returned by this API") from None
-        if len(blob) != _CURSOR.size + _SIGNATURE_BYTES:
-            raise _invalid("cursor: not a cursor returned by this API")
-        raw, signature = blob[: _CURSOR.size], blob[_CURSOR.size :]
-        expected = hmac.new(self._secret, raw, hashlib.sha256).digest()[:_SIGNATURE_BYTES]
-        if not hmac.compare_digest(signature, expected):
-            raise _invalid("cursor: not a cursor returned by this API (altered or from elsewhere)")
-        version, position, query = _CURSOR.unpack(raw)
-        if version != 1 or position > len(self._encoded):
-            raise _invalid("cursor: not a cursor returned by this API")
-        if not hmac.compare_digest(query, digest):
-            raise _invalid(
-                "cursor: belongs to another query; send the same start, end and events with "
-                "every page of a cursor chain"
-            )
-        return position
-
 
 def _private_copy(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     try:
@@ -423,127 +288,3 @@ def _private_copy(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     if not all(isinstance(e, dict) and isinstance(e.get("timestamp"), int) for e in raw):
         raise InvalidArgumentError("events must be dicts, each with an integer 'timestamp'")
     return raw
-
-
-def _global(positions: list[int] | None, index: int) -> int:
-    return index if positions is None else positions[index]
-
-
-def _type_of(event: dict[str, Any]) -> str:
-    payload = event.get("payload")
-    if not isinstance(payload, dict):
-        return ""
-    kind = payload.get("@type", payload.get("type", ""))
-    return kind if isinstance(kind, str) else ""
-
-
-def _parse_query(
-    params: list[tuple[str, str]],
-) -> tuple[int | None, int | None, int, frozenset[str] | None, str | None]:
-    single: dict[str, str] = {}
-    events: list[str] = []
-    for name, value in params:
-        if name == "events":
-            events.append(value)
-        elif name in ("start", "end", "pageSize", "cursor"):
-            if name in single:
-                raise _invalid(f"{name}: given more than once")
-            single[name] = value
-    start = _integer(single, "start", 0, 2**63 - 1)
-    end = _integer(single, "end", 0, 2**63 - 1)
-    if start is not None and end is not None and start >= end:
-        raise _invalid(f"end: must be greater than start (start={start}, end={end})")
-    size = _integer(single, "pageSize", 1, 1000)
-    for kind in events:
-        if kind not in _KNOWN_TYPES:
-            raise _invalid(
-                f"events: unknown event type {kind!r}; accepted: {', '.join(EVENT_TYPES)}"
-            )
-    cursor = single.get("cursor")
-    if cursor == "":
-        raise _invalid("cursor: must not be empty; leave it out to start from the beginning")
-    return start, end, 100 if size is None else size, frozenset(events) or None, cursor
-
-
-def _integer(single: dict[str, str], name: str, low: int, high: int) -> int | None:
-    text = single.get(name)
-    if text is None:
-        return None
-    stripped = text.strip()
-    if not stripped.lstrip("-").isdigit() or not stripped.isascii():
-        raise _invalid(f"{name}: must be an integer; got {text!r}")
-    value = int(stripped)
-    if not low <= value <= high:
-        raise _invalid(f"{name}: must be from {low} to {high}; got {value}")
-    return value
-
-
-class _Server(ThreadingHTTPServer):
-    """Loopback server whose per-request failures (a client that hung up mid-answer, which
-    fault tests do on purpose) go to the log, not to stderr."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.debug("request from %s failed", client_address, exc_info=True)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # headers and body go out in separate writes; Nagle would hold the second one back
-    disable_nagle_algorithm = True
-    # idle keep-alive connections are dropped after this many seconds
-    timeout = 60
-    server_version = "croct-emulator"
-    sys_version = ""
-
-    @property
-    def emulator(self) -> Emulator:
-        return self.server.emulator  # type: ignore[attr-defined]
-
-    def setup(self) -> None:
-        super().setup()
-        with self.emulator._lock:
-            self.emulator._sockets.add(self.connection)
-
-    def finish(self) -> None:
-        with self.emulator._lock:
-            self.emulator._sockets.discard(self.connection)
-        # the peer (or an injected reset) may already have closed the socket
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def do_GET(self) -> None:
-        self.emulator._handle(self)
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # the emulator keeps its own log, without keys
-
-    def answer(
-        self, status: int, headers: list[tuple[str, str]], body: bytes, decision: Decision
-    ) -> None:
-        sent = body
-        if decision.truncate:
-            # a complete response whose JSON stops short: Content-Length matches the cut body
-            sent = body[: max(1, min(len(body) - 1, int(len(body) * decision.cut)))]
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(sent)))
-        self.end_headers()
-        try:
-            if decision.reset:
-                self.wfile.write(sent[: max(1, min(len(sent) - 1, int(len(sent) * decision.cut)))])
-                self._reset()
-            else:
-                self.wfile.write(sent)
-        except OSError:
-            self.close_connection = True
-
-    def _reset(self) -> None:
-        # SO_LINGER with a zero timeout makes close() send RST instead of FIN
-        self.close_connection = True
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.connection.close()
