@@ -1,4 +1,4 @@
-"""HTTP access to Croct's Export API: the public Client, its checks and paging. Knows no pandas.
+"""HTTP access to Croct's Export API: the public Client. Knows no pandas.
 
 Layers, bottom up:
 
@@ -6,13 +6,14 @@ Layers, bottom up:
   :class:`RequestsTransport` is the real one (one ``requests.Session`` per thread); unit tests
   pass a fake one. ``Request``, ``Response`` and ``RequestsTransport`` are re-exported here;
 - one logical request, retried with backoff (``client_request.py``, which takes its delays from
-  ``retry.py``); each Client builds one ``RetryingRequester`` from its checked settings;
-- :class:`Client`: its arguments checked, :meth:`Client.get_page` and :meth:`Client.get_event`
-  (one request each), :meth:`Client.iter_pages` / :meth:`Client.iter_events` (the cursor chain
-  behind a generator).
+  ``retry.py``); each Client builds one ``RetryingRequester`` from its settings, checked by
+  ``client_settings.py``; a body is checked by ``page.py`` before it is handed back;
+- :class:`Client`: :meth:`Client.get_page` and :meth:`Client.get_event` (one request each),
+  :meth:`Client.iter_pages` / :meth:`Client.iter_events` (the cursor chain behind a generator,
+  from ``client_paging.py``, which also builds the query of a window).
 
-The API key lives only in a private wrapper that shows as ``'***'`` and refuses to be pickled; log
-lines and error messages carry the path and the query, never a header.
+The API key lives only in a wrapper (``client_settings.Secret``) that shows as ``'***'`` and
+refuses to be pickled; log lines and error messages carry the path and the query, never a header.
 """
 
 from __future__ import annotations
@@ -25,23 +26,14 @@ from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 from urllib.parse import quote
 
-import orjson
-
+from croct_pandas.client_paging import chain_pages, check_cursor, events_params
 from croct_pandas.client_request import UNREACHED_RETRIES as UNREACHED_RETRIES
 from croct_pandas.client_request import UNREACHED_WAIT as UNREACHED_WAIT
 from croct_pandas.client_request import RetryingRequester
-from croct_pandas.errors import InvalidArgumentError, TransportError
-from croct_pandas.page import Page
-from croct_pandas.params import (
-    check_events,
-    check_page_size,
-    check_timeout,
-    check_window,
-    is_loopback,
-    resolve_api_key,
-    resolve_base_url,
-    to_epoch_ms,
-)
+from croct_pandas.client_settings import Secret, check_hooks, check_retry_settings, forwarded
+from croct_pandas.errors import InvalidArgumentError
+from croct_pandas.page import Page, parse_event_body
+from croct_pandas.params import is_loopback, resolve_api_key, resolve_base_url
 from croct_pandas.retry import OnWait, RateBudget
 from croct_pandas.transport import (
     ConnectFailedError,
@@ -66,76 +58,6 @@ EVENTS_PATH = "/export/events"
 #: :meth:`Client.key_fingerprint`)
 _FINGERPRINTS: dict[bytes, str] = {}
 _FINGERPRINTS_KEPT = 64
-
-
-class _Secret:
-    """Holds the API key; shows as ``'***'``, has no ``__dict__`` and refuses to be pickled."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "'***'"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("an API key is never pickled; build the Client again where it is needed")
-
-
-def _load_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise TransportError(f"invalid or truncated JSON body ({len(body)} bytes: {exc})") from None
-    if not isinstance(data, dict):
-        raise TransportError(f"JSON body is a {type(data).__name__}, not an object")
-    return data
-
-
-def _parse_event_body(body: bytes) -> dict[str, Any]:
-    data = _load_object(body)
-    if not isinstance(data.get("event"), dict):
-        raise TransportError("invalid body: 'event' is not an object")
-    return data
-
-
-def _check_cursor(cursor: Any) -> str | None:
-    if cursor is None or (isinstance(cursor, str) and cursor):
-        return cursor
-    raise InvalidArgumentError(
-        f"cursor={cursor!r}: cursor accepts None or a non-empty str, the next_cursor of a Page"
-    )
-
-
-def _check_number(value: Any, name: str, *, minimum: float, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= minimum:
-        raise InvalidArgumentError(f"{name}={value!r}: {name} accepts {what}")
-    if value == float("inf"):
-        raise InvalidArgumentError(f"{name}={value!r}: {name} accepts {what}")
-    return float(value)
-
-
-def _check_callable(value: Any, name: str, what: str) -> None:
-    if not callable(value):
-        raise InvalidArgumentError(f"{name}={value!r}: {name} accepts {what}")
-
-
-def _forwarded(name: str) -> Any:
-    """A Client attribute that is the requester's setting ``name`` (read and set)."""
-
-    def get(client: Client) -> Any:
-        return getattr(client._requester, name)
-
-    def put(client: Client, value: Any) -> None:
-        setattr(client._requester, name, value)
-
-    return property(get, put)
 
 
 class Client:
@@ -210,32 +132,11 @@ class Client:
         cancel: threading.Event | None = None,
     ) -> None:
         base_url = resolve_base_url(base_url)
-        timeout = check_timeout(timeout)
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise InvalidArgumentError(
-                f"max_retries={max_retries!r}: max_retries accepts an int >= 0"
-            )
-        backoff = _check_number(backoff, "backoff", minimum=0, what="seconds >= 0")
-        max_backoff = _check_number(
-            max_backoff, "max_backoff", minimum=backoff, what="seconds >= backoff"
+        timeout, backoff, max_backoff, max_retry_after = check_retry_settings(
+            timeout, max_retries, backoff, max_backoff, max_retry_after
         )
-        max_retry_after = _check_number(
-            max_retry_after, "max_retry_after", minimum=0, what="seconds >= 0"
-        )
-        _check_callable(sleep, "sleep", "a function sleep(seconds)")
-        if transport is not None:
-            _check_callable(transport, "transport", "a function (Request) -> Response")
-        if budget is not None and not isinstance(budget, RateBudget):
-            raise InvalidArgumentError(f"budget={budget!r}: budget accepts a RateBudget or None")
-        if on_wait is not None:
-            _check_callable(on_wait, "on_wait", "a function on_wait(seconds, reason)")
-        if rng is not None and not isinstance(rng, random.Random):
-            raise InvalidArgumentError(f"rng={rng!r}: rng accepts a random.Random or None")
-        if cancel is not None and not isinstance(cancel, threading.Event):
-            raise InvalidArgumentError(
-                f"cancel={cancel!r}: cancel accepts a threading.Event or None"
-            )
-        self._api_key = _Secret(resolve_api_key(api_key))
+        check_hooks(sleep, transport, budget, on_wait, rng, cancel)
+        self._api_key = Secret(resolve_api_key(api_key))
         self._own_transport = transport is None
         self._transport: Transport = transport or RequestsTransport(
             trust_env=not is_loopback(base_url)
@@ -259,13 +160,13 @@ class Client:
 
     # the settings live in the requester, which reads them at every request: set on the client
     # after it is made, they take effect as before
-    base_url = _forwarded("base_url")
-    timeout = _forwarded("timeout")
-    max_retries = _forwarded("max_retries")
-    backoff = _forwarded("backoff")
-    max_backoff = _forwarded("max_backoff")
-    max_retry_after = _forwarded("max_retry_after")
-    budget = _forwarded("budget")
+    base_url = forwarded("base_url")
+    timeout = forwarded("timeout")
+    max_retries = forwarded("max_retries")
+    backoff = forwarded("backoff")
+    max_backoff = forwarded("max_backoff")
+    max_retry_after = forwarded("max_retry_after")
+    budget = forwarded("budget")
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r}, api_key='***')"
@@ -343,8 +244,8 @@ class Client:
         >>> Client("k", transport=lambda r: Response(200, {}, body)).get_page().next_cursor
         'c2'
         """
-        params = self._events_params(start, end, events, page_size)
-        return self._fetch_page(params, _check_cursor(cursor))
+        params = events_params(start, end, events, page_size)
+        return self._fetch_page(params, check_cursor(cursor))
 
     def iter_pages(
         self,
@@ -373,8 +274,8 @@ class Client:
         >>> [page.items[0]["id"] for page in Client("k", transport=transport).iter_pages()]
         ['a', 'b']
         """
-        params = self._events_params(start, end, events, page_size)
-        return self._chain(params, _check_cursor(cursor))
+        params = events_params(start, end, events, page_size)
+        return chain_pages(self._fetch_page, params, check_cursor(cursor))
 
     def iter_events(
         self,
@@ -411,40 +312,11 @@ class Client:
         if not isinstance(event_id, str) or not event_id:
             raise InvalidArgumentError(f"event_id={event_id!r}: event_id accepts a non-empty str")
         path = f"{EVENTS_PATH}/{quote(event_id, safe='')}"
-        data = self._requester.request(path, [], _parse_event_body, cursor=None)
+        data = self._requester.request(path, [], parse_event_body, cursor=None)
         event: dict[str, Any] = data["event"]
         return event
 
     # -- internals ---------------------------------------------------------------------------
-
-    def _events_params(
-        self, start: Any, end: Any, events: Any, page_size: Any
-    ) -> list[tuple[str, str]]:
-        start_ms = to_epoch_ms(start, "start")
-        end_ms = to_epoch_ms(end, "end")
-        check_window(start_ms, end_ms)
-        types = check_events(events)
-        params: list[tuple[str, str]] = []
-        if start_ms is not None:
-            params.append(("start", str(start_ms)))
-        if end_ms is not None:
-            params.append(("end", str(end_ms)))
-        params.append(("pageSize", str(check_page_size(page_size))))
-        params.extend(("events", name) for name in types or ())
-        return params
-
-    def _chain(self, params: list[tuple[str, str]], cursor: str | None) -> Iterator[Page]:
-        first = True
-        while True:
-            page = self._fetch_page(params, cursor)
-            if not page.count:
-                if first:
-                    yield page
-                return
-            yield page
-            if page.next_cursor is None:
-                return
-            cursor, first = page.next_cursor, False
 
     def _fetch_page(self, params: list[tuple[str, str]], cursor: str | None) -> Page:
         if cursor is not None:

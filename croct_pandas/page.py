@@ -4,7 +4,8 @@ A body is checked whole as it arrives (well-formed UTF-8 JSON, ``items`` a list 
 ``metadata`` an object, ``nextCursor`` a string) by msgspec, which finds the bytes of each event
 without building it. The events become dicts only when :attr:`Page.items` is first read: the
 export hands most bodies to the normalising worker process as they are, so this process never
-builds their events at all.
+builds their events at all. The body of one event (``GET /export/events/{id}``) is checked by
+:func:`parse_event_body`. A body that fails a check is a :class:`TransportError` (retried).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import orjson
 
 from croct_pandas.errors import TransportError
 
-__all__ = ["Page", "load_events_json"]
+__all__ = ["Page", "load_events_json", "parse_event_body"]
 
 
 class _Envelope(msgspec.Struct):
@@ -142,3 +143,31 @@ def load_events_json(data: bytes | memoryview) -> Any:
     except orjson.JSONDecodeError as exc:
         # numbers or escapes that the body check let through and orjson refuses
         raise TransportError(f"invalid JSON in a page's events: {exc}") from None
+
+
+def _load_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise TransportError(f"invalid or truncated JSON body ({len(body)} bytes: {exc})") from None
+    if not isinstance(data, dict):
+        raise TransportError(f"JSON body is a {type(data).__name__}, not an object")
+    return data
+
+
+def parse_event_body(body: bytes) -> dict[str, Any]:
+    """Check the body of ``GET /export/events/{id}``: a JSON object whose ``event`` is an object.
+
+    Examples
+    --------
+    >>> parse_event_body(b'{"metadata": {}, "event": {"id": "e1"}}')["event"]
+    {'id': 'e1'}
+    >>> parse_event_body(b'{"event": []}')
+    Traceback (most recent call last):
+    ...
+    croct_pandas.errors.TransportError: invalid body: 'event' is not an object
+    """
+    data = _load_object(body)
+    if not isinstance(data.get("event"), dict):
+        raise TransportError("invalid body: 'event' is not an object")
+    return data
