@@ -25,7 +25,12 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from croct_pandas.normalize_check import _all_known, _check_keys, _lists_are_lists
+from croct_pandas.normalize_check import (
+    _all_known,
+    _check_keys,
+    _lists_are_lists,
+    bools_as_numbers,
+)
 from croct_pandas.normalize_slow import normalize_group_slow
 from croct_pandas.normalize_table import (
     _CONVERSION_ERRORS,
@@ -144,10 +149,11 @@ def _normalize_fast(event_type: str, items: list[Mapping[str, Any]]) -> tuple[pa
     if not _all_known(event_type, items):
         _check_keys(event_type, items, raw)
     for variant in (0, 1):
-        if not _lists_are_lists(event_type, items, variant):
+        item_type = _item_type(event_type, variant)
+        if not _lists_are_lists(event_type, items, variant) or bools_as_numbers(items, item_type):
             raise _NotFast
         try:
-            converted = pa.array(items, type=_item_type(event_type, variant))
+            converted = pa.array(items, type=item_type)
         except _CONVERSION_ERRORS:
             continue
         leaves = _flatten(converted)

@@ -156,6 +156,48 @@ def _list_paths(event_type: str, variant: int) -> tuple[tuple[str, tuple[str, ..
     return tuple(paths)
 
 
+def bools_as_numbers(values: list[Any], t: pa.DataType) -> bool:
+    """Whether ``values``, converted as ``t``, hold a JSON boolean where a number belongs.
+
+    pyarrow fills a float64 field from ``True`` as 1.0 without a word (it refuses a boolean for
+    an integer type), and the fast paths convert numbers, integers and times through float64.
+    A boolean there contradicts the schema: the value-by-value path keeps it raw instead.
+
+    Examples
+    --------
+    >>> price = pa.struct([("price", pa.float64())])
+    >>> bools_as_numbers([{"price": 1.5}, None], price)
+    False
+    >>> bools_as_numbers([[{"price": True}]], pa.list_(price))
+    True
+    """
+    if not _takes_numbers(t):
+        return False
+    if pa.types.is_floating(t):
+        return bool in set(map(type, values))
+    if pa.types.is_list(t):
+        elements = [e for v in values if v.__class__ is list for e in v]
+        return bools_as_numbers(elements, t.value_type)
+    objects = [v for v in values if v.__class__ is dict]
+    return any(
+        bools_as_numbers([o.get(f.name) for o in objects], f.type)
+        for f in (t.field(i) for i in range(t.num_fields))
+        if _takes_numbers(f.type)
+    )
+
+
+@cache
+def _takes_numbers(t: pa.DataType) -> bool:
+    """Whether a value of ``t`` holds a float64 somewhere."""
+    if pa.types.is_floating(t):
+        return True
+    if pa.types.is_list(t):
+        return _takes_numbers(t.value_type)
+    if pa.types.is_struct(t):
+        return any(_takes_numbers(t.field(i).type) for i in range(t.num_fields))
+    return False
+
+
 @cache
 def _renamed_keys(node: Node) -> frozenset[str]:
     return frozenset(node.aliases.values())

@@ -24,7 +24,7 @@ import msgspec
 import pyarrow as pa
 
 from croct_pandas.normalize import NormalizedPage
-from croct_pandas.normalize_check import _struct_known, lists_or_nulls
+from croct_pandas.normalize_check import _struct_known, bools_as_numbers, lists_or_nulls
 from croct_pandas.normalize_table import (
     _CONVERSION_ERRORS,
     CORE_CONVERSION,
@@ -89,7 +89,10 @@ def _group_table_as(event_type: str, events: list[Any], variant: int) -> pa.Tabl
     n = len(events)
     leaves: dict[str, pa.Array] = {}
     for name, type_ in CORE_CONVERSION:
-        leaves[name] = pa.array(list(map(attrgetter(name), events)), type_)
+        values = list(map(attrgetter(name), events))
+        if bools_as_numbers(values, type_):
+            raise _NotFast
+        leaves[name] = pa.array(values, type_)
     # only spec 0.7.x events that carry their id: the dict path tells the others apart
     if leaves["id"].null_count or leaves["eventId"].null_count != n:
         return None
@@ -147,6 +150,8 @@ def _convert(f: Any, column: list[Any], variant: int) -> pa.Array:
             elements = [e for values in column if values for e in values if e is not None]
             if elements and not _struct_known(elements, conversion.value_type):
                 raise _NotFast
+    if bools_as_numbers(column, conversion):
+        raise _NotFast
     return pa.array(column, conversion)
 
 

@@ -14,6 +14,7 @@ import croct_pandas  # noqa: F401  (registers df.croct)
 from croct_pandas.errors import SchemaWarning
 from croct_pandas.frame import build_frame
 from croct_pandas.normalize import normalize_items, normalize_page, storage_schema
+from croct_pandas.normalize_worker import normalize_bodies
 from croct_pandas.schema import EVENT_TYPES, column_order
 
 T0 = 1767225600000  # 2026-01-01T00:00:00Z
@@ -248,6 +249,66 @@ def test_text_where_a_number_belongs_falls_back_to_string_and_keeps_everything()
         df = frame(events)
     assert df["payload.product.displayPrice"].dtype == STRING
     assert df["payload.product.displayPrice"].tolist() == ["10.5", "free"]
+
+
+# a JSON boolean where a number, an integer or a time belongs: pyarrow reads true as 1.0 in a
+# float64 field, and the fast paths convert all three through float64
+BOOLEANS = [
+    ("productViewed", {"product": {"displayPrice": True}}, "payload.product.displayPrice", "true"),
+    ("orderPlaced", {"order": {"installments": False}}, "payload.order.installments", "false"),
+    ("goalCompleted", {"goalId": "g", "value": True}, "payload.value", "true"),
+]
+
+
+@pytest.mark.parametrize("path", ["dicts", "bytes"])
+@pytest.mark.parametrize(("event_type", "payload", "column", "text"), BOOLEANS)
+def test_a_boolean_where_a_number_belongs_is_kept_as_sent(path, event_type, payload, column, text):
+    clean = {"@type": event_type, **_numbers_of(payload)}
+    events = [event(clean, i=0), event({"@type": event_type, **payload}, i=1)]
+    with pytest.warns(SchemaWarning, match=column):
+        df = _through(path, events, event_type)
+    assert df[column].dtype == STRING
+    assert df[column].tolist()[1] == text
+    assert df[column].tolist()[0] not in (None, text)
+
+
+@pytest.mark.parametrize("path", ["dicts", "bytes"])
+def test_a_boolean_in_a_list_element_keeps_the_list_as_sent(path):
+    cart = {**CART, "items": [{**CART["items"][0], "quantity": True}]}
+    events = [event({"@type": "cartViewed", "cart": CART}, i=0)]
+    events.append(event({"@type": "cartViewed", "cart": cart}, i=1))
+    with pytest.warns(SchemaWarning, match="payload.cart.items"):
+        df = _through(path, events, "cartViewed")
+    kept, clean = df["payload.cart.items"].tolist()[1], df["payload.cart.items"].tolist()[0]
+    assert orjson.loads(kept) == cart["items"]
+    assert orjson.loads(clean)[0]["quantity"] == 2
+
+
+@pytest.mark.parametrize("path", ["dicts", "bytes"])
+def test_a_boolean_timestamp_is_kept_beside_the_time(path):
+    events = [event({"@type": "tabOpened", "tabId": "t"}, i=0)]
+    events.append(event({"@type": "tabOpened", "tabId": "t"}, i=1, timestamp=True))
+    with pytest.warns(SchemaWarning, match="timestamp"):
+        df = _through(path, events, "tabOpened")
+    assert df["timestamp"].isna().sum() == 1
+    assert df["timestamp_raw"].dropna().tolist() == [True]
+
+
+def _numbers_of(payload: dict) -> dict:
+    """``payload`` with every boolean turned into a number of its field's kind."""
+    return {
+        k: _numbers_of(v) if isinstance(v, dict) else (2 if isinstance(v, bool) else v)
+        for k, v in payload.items()
+    }
+
+
+def _through(path: str, events: list[dict], event_type: str) -> pd.DataFrame:
+    if path == "dicts":
+        page = normalize_items(events)
+    else:  # the response bytes, as an export reads them (the typed decoder first)
+        body = orjson.dumps({"items": events, "metadata": {}, "nextCursor": ""})
+        page = normalize_bodies([body])
+    return build_frame(page.tables.items(), events=[event_type])
 
 
 def test_the_storage_table_keeps_the_schema_type_and_the_raw_value():

@@ -263,7 +263,7 @@ def test_numbers_at_the_edges(shop):
     carts = of(shop, "cartViewed", 6)
     carts[0]["payload"]["cart"]["subtotal"] = -0.0
     carts[1]["payload"]["cart"]["subtotal"] = 1e308
-    carts[2]["payload"]["cart"]["subtotal"] = True  # the dict path's fast struct takes it too
+    carts[2]["payload"]["cart"]["subtotal"] = 7  # an integer where a number belongs
     carts[3]["payload"]["cart"]["total"] = 5e-324
     carts[4]["timestamp"] = -0.0
     carts[5]["systemTimestamp"] = float(carts[5]["timestamp"])
@@ -274,6 +274,19 @@ def test_numbers_at_the_edges(shop):
     for e in populations:
         e["payload"]["location"]["population"] = "0x1F"  # as the dict path's fast cast reads it
     assert_typed([body(carts), body(goals), body(populations)])
+
+
+def test_a_boolean_where_a_number_belongs_is_declined(shop):
+    # pyarrow would read it as 1.0; the value-by-value path keeps it raw, as both paths must
+    carts = of(shop, "cartViewed", 3)
+    carts[1]["payload"]["cart"]["subtotal"] = True
+    carts[2]["timestamp"] = False
+    assert_typed([body(carts)], declined=True)
+    table = dict_path([body(carts)]).tables["cartViewed"]
+    raw = table.column("_croct_raw").to_pylist()
+    assert raw[0] is None
+    assert orjson.loads(raw[1]) == {"payload.cart.subtotal": True}
+    assert orjson.loads(raw[2]) == {"timestamp": False}
 
 
 @pytest.mark.parametrize(
