@@ -10,17 +10,9 @@ import pandas as pd
 import pytest
 
 from croct_pandas.errors import InvalidArgumentError
-from croct_pandas.params import (
-    check_events,
-    check_page_size,
-    check_timeout,
-    check_window,
-    check_workers,
-    is_loopback,
-    resolve_api_key,
-    resolve_base_url,
-    to_epoch_ms,
-)
+from croct_pandas.params import check_events, check_page_size, check_timeout, check_workers
+from croct_pandas.params_endpoint import is_loopback, resolve_api_key, resolve_base_url
+from croct_pandas.params_time import check_window, to_epoch_ms
 from croct_pandas.schema import EVENT_TYPES
 
 NOV1 = 1_793_491_200_000  # 2026-11-01T00:00:00Z
