@@ -65,6 +65,22 @@ class InvalidArgumentError(CroctError, ValueError):
     """An argument is not acceptable; raised before any request is sent."""
 
 
+def bad_argument(name: str, value: Any, why: str) -> InvalidArgumentError:
+    """An :class:`~croct_pandas.errors.InvalidArgumentError` for ``name=value``, not raised.
+
+    The value's repr is cut to 60 characters so a huge argument cannot flood the message.
+
+    Examples
+    --------
+    >>> str(bad_argument("workers", 0, "workers accepts an int from 1 to 64"))
+    'workers=0: workers accepts an int from 1 to 64'
+    """
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return InvalidArgumentError(f"{name}={shown}: {why}")
+
+
 class APIError(CroctError):
     """The Export API answered with an error status.
 

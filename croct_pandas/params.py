@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 
 from croct_pandas.errors import InvalidArgumentError
+from croct_pandas.errors import bad_argument as _bad
 from croct_pandas.params_endpoint import (
     DEFAULT_BASE_URL,
     is_loopback,
     resolve_api_key,
     resolve_base_url,
 )
-from croct_pandas.params_error import bad_argument as _bad
 from croct_pandas.params_time import check_window, iso_ms, to_epoch_ms
 from croct_pandas.schema import EVENT_TYPES
 

@@ -13,7 +13,7 @@ import os
 from urllib.parse import urlsplit
 
 from croct_pandas.errors import InvalidArgumentError
-from croct_pandas.params_error import bad_argument as _bad
+from croct_pandas.errors import bad_argument as _bad
 
 __all__ = ["DEFAULT_BASE_URL", "is_loopback", "resolve_api_key", "resolve_base_url"]
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from croct_pandas.errors import InvalidArgumentError
-from croct_pandas.params_error import bad_argument as _bad
+from croct_pandas.errors import bad_argument as _bad
 
 __all__ = ["check_window", "iso_ms", "to_epoch_ms"]
 
