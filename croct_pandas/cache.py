@@ -24,16 +24,10 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
+from croct_pandas.cache_files import atomic_write, listdir, read_json, write_json
 from croct_pandas.cache_info import cache_info, clear_cache
 from croct_pandas.cache_sink import CacheSink, load_manifest
-from croct_pandas.cache_store import (
-    CacheLock,
-    Namespace,
-    atomic_write,
-    listdir,
-    read_json,
-    write_json,
-)
+from croct_pandas.cache_store import CacheLock, Namespace
 from croct_pandas.client import Client
 from croct_pandas.normalize import storage_schema
 from croct_pandas.schema import EVENT_TYPES

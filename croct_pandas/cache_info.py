@@ -9,11 +9,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from croct_pandas.cache_manifest import BEGIN, Manifest, union
-from croct_pandas.cache_paths import cache_dir
-from croct_pandas.cache_store import (
-    CacheLock,
-    Namespace,
+from croct_pandas.cache_files import (
     listdir,
     read_json,
     remove_dataset,
@@ -21,6 +17,9 @@ from croct_pandas.cache_store import (
     remove_tree,
     write_json,
 )
+from croct_pandas.cache_manifest import BEGIN, Manifest, union
+from croct_pandas.cache_paths import cache_dir
+from croct_pandas.cache_store import CacheLock, Namespace
 from croct_pandas.errors import InvalidArgumentError
 from croct_pandas.params import iso_ms
 

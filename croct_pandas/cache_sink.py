@@ -29,10 +29,11 @@ from typing import Any
 
 import pyarrow as pa
 
+from croct_pandas.cache_files import listdir, read_json, remove_dataset, remove_tree, write_json
 from croct_pandas.cache_manifest import ALL_TYPES, BEGIN, Manifest, subtract
+from croct_pandas.cache_move import move_chains
 from croct_pandas.cache_staging import (
     Chain,
-    move_chains,
     normalize_pages,
     page_name,
     read_chain,
@@ -43,12 +44,7 @@ from croct_pandas.cache_store import (
     SCHEMA_VERSION,
     Namespace,
     day_start,
-    listdir,
-    read_json,
     read_partition,
-    remove_dataset,
-    remove_tree,
-    write_json,
 )
 from croct_pandas.client import Page
 from croct_pandas.errors import CacheError, CacheWarning

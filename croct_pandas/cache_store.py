@@ -1,4 +1,4 @@
-"""The cache's files: where they live, how each is written (temp name, then one rename), the lock.
+"""The cache's dataset on disk: its layout, its days, the lock, and the partition files.
 
 Layout of one application namespace::
 
@@ -10,20 +10,21 @@ Layout of one application namespace::
         _lock                                                 the inter-process lock
 
 Only complete files end in ``.parquet``, and only inside ``events/``: temporary files are written
-beside it and renamed in, so no reader of the dataset ever lists a half-written file.
+beside it and renamed in, so no reader of the dataset ever lists a half-written file. The plain
+file operations (writes by one rename, JSON documents, deletions) are in
+:mod:`croct_pandas.cache_files`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import date, datetime, timezone
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import quote, unquote
 
 import orjson
@@ -31,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
+from croct_pandas.cache_files import listdir, remove_file
 from croct_pandas.errors import CacheError
 from croct_pandas.normalize import storage_schema
 from croct_pandas.schema import EVENT_TYPES
@@ -40,17 +42,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "CacheLock",
     "Namespace",
-    "atomic_write",
     "day_of",
     "day_start",
-    "listdir",
-    "read_json",
     "read_partition",
-    "remove_dataset",
-    "remove_file",
     "remove_partition",
-    "remove_tree",
-    "write_json",
     "write_partition",
 ]
 
@@ -96,115 +91,6 @@ def day_start(day: str) -> int:
     if len(day) != 10 or day[4] != "-" or day[7] != "-":
         raise ValueError(f"{day!r} is not a YYYY-MM-DD day")
     return (date.fromisoformat(day).toordinal() - _EPOCH_DAY) * DAY_MS
-
-
-# -- writing files -------------------------------------------------------------------------
-
-
-def atomic_write(path: str, data: bytes, tmp_dir: str) -> None:
-    """Write ``data`` to ``path`` through a temporary file in ``tmp_dir`` and one rename.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> root = tempfile.mkdtemp()
-    >>> atomic_write(os.path.join(root, "a", "f"), b"x", os.path.join(root, "_tmp"))
-    >>> open(os.path.join(root, "a", "f"), "rb").read(), os.listdir(os.path.join(root, "_tmp"))
-    (b'x', [])
-    """
-    os.makedirs(tmp_dir, exist_ok=True)
-    tmp = os.path.join(tmp_dir, f"_tmp-{uuid.uuid4().hex}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        os.replace(tmp, path)
-    except BaseException:
-        remove_file(tmp)
-        raise
-
-
-def write_json(path: str, doc: Mapping[str, Any], tmp_dir: str) -> None:
-    """Write a JSON document by :func:`atomic_write`.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "doc.json")
-    >>> write_json(path, {"a": 1}, os.path.dirname(path))
-    >>> read_json(path), read_json(path + ".missing")
-    ({'a': 1}, None)
-    """
-    atomic_write(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2), tmp_dir)
-
-
-def read_json(path: str) -> dict[str, Any] | None:
-    """The document at ``path``; None when it is missing or unreadable (a crash never leaves a
-    half-written one, but a user might)."""
-    try:
-        with open(path, "rb") as fh:
-            doc = orjson.loads(fh.read())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def remove_file(path: str) -> None:
-    """Delete a file if it is there.
-
-    Examples
-    --------
-    >>> remove_file("/nonexistent/croct-pandas-file")
-    """
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
-
-
-def remove_dataset(path: str) -> None:
-    """Delete a dataset folder file by file, in place.
-
-    Never renamed aside first: a folder of ``.parquet`` files anywhere under the cache would be
-    listed by a ``**/*.parquet`` reader beside the real one. A crash part way leaves fewer
-    files, never a copy.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> root = tempfile.mkdtemp()
-    >>> os.makedirs(os.path.join(root, "events", "type=a"))
-    >>> remove_dataset(os.path.join(root, "events"))
-    >>> os.listdir(root)
-    []
-    """
-    for folder, dirs, files in os.walk(path, topdown=False):
-        for name in files:
-            remove_file(os.path.join(folder, name))
-        for name in dirs:
-            with contextlib.suppress(OSError):
-                os.rmdir(os.path.join(folder, name))
-    with contextlib.suppress(OSError):
-        os.rmdir(path)
-
-
-def remove_tree(path: str) -> None:
-    """Delete a folder holding no dataset file by first renaming it aside, so a crash never
-    leaves half of it in place.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> root = tempfile.mkdtemp()
-    >>> os.makedirs(os.path.join(root, "_staging", "chain"))
-    >>> remove_tree(os.path.join(root, "_staging"))
-    >>> os.listdir(root)
-    []
-    """
-    if not os.path.exists(path):
-        return
-    parent = os.path.dirname(path)
-    trash = os.path.join(parent, f"_trash-{uuid.uuid4().hex}")
-    os.replace(path, trash)
-    shutil.rmtree(trash, ignore_errors=True)
 
 
 # -- the lock ------------------------------------------------------------------------------
@@ -317,20 +203,6 @@ class Namespace:
         for name in listdir(self.path):
             if name.startswith("_trash-"):
                 shutil.rmtree(os.path.join(self.path, name), ignore_errors=True)
-
-
-def listdir(path: str) -> list[str]:
-    """The names in a folder; none when it does not exist.
-
-    Examples
-    --------
-    >>> listdir("/nonexistent/croct-pandas-folder")
-    []
-    """
-    try:
-        return os.listdir(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
 
 
 # -- partition files -----------------------------------------------------------------------

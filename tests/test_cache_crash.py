@@ -19,8 +19,8 @@ import pytest
 
 import croct_pandas as cp
 import croct_pandas.cache as cache_module
+import croct_pandas.cache_move as staging_module
 import croct_pandas.cache_sink as sink_module
-import croct_pandas.cache_staging as staging_module
 from croct_pandas.emulator import Emulator, Faults, generate_events
 from croct_pandas.errors import CacheWarning
 
