@@ -19,7 +19,7 @@ import pytest
 
 import croct_pandas as cp
 import croct_pandas.cache as cache_module
-import croct_pandas.cache_move as staging_module
+import croct_pandas.cache_move as move_module
 import croct_pandas.cache_sink as sink_module
 from croct_pandas.emulator import Emulator, Faults, generate_events
 from croct_pandas.errors import CacheWarning
@@ -200,7 +200,7 @@ def test_a_process_killed_mid_export_resumes_without_refetching_stored_pages(
 def test_a_crash_in_the_middle_of_a_move_leaves_a_cache_that_reads_correctly(
     emu, truth, tmp_path, monkeypatch, fail_after
 ):
-    real_write = staging_module.write_partition
+    real_write = move_module.write_partition
     calls = itertools.count()
 
     def write_partition(*args, **kwargs):
@@ -208,13 +208,13 @@ def test_a_crash_in_the_middle_of_a_move_leaves_a_cache_that_reads_correctly(
             raise OSError("disk gone")
         real_write(*args, **kwargs)
 
-    monkeypatch.setattr(staging_module, "write_partition", write_partition)
+    monkeypatch.setattr(move_module, "write_partition", write_partition)
     with pytest.raises(OSError, match="disk gone"):
         read(emu, tmp_path)
     join_workers()
     rows, ids = dataset_ids(tmp_path)
     assert rows == ids  # each event id in exactly one committed file, even now
-    monkeypatch.setattr(staging_module, "write_partition", real_write)
+    monkeypatch.setattr(move_module, "write_partition", real_write)
     emu.reset_log()
     frame = read(emu, tmp_path)
     assert page_requests(emu) == []  # every chain was complete: moved again, nothing fetched
