@@ -8,8 +8,9 @@ At least 3 rounds, each with a fresh cache folder; medians and the median per-ro
 
 Target (issue 4): warm at least 20x faster than cold, zero requests.
 
-Measured on the 2-core box, 204,811 events: cold 4.4-5.5 s, warm 0.38-0.55 s (370,000-540,000
-events/s), median ratio 9.3-12.8x over eight runs, warm requests 0 (docs/performance.md). Where a
+Measured on the 2-core box, 204,811 events: cold 4.3-6.0 s, warm 0.28-0.55 s (370,000-730,000
+events/s), median ratio 9.3-14.6x over fourteen runs, following the machine's speed; warm
+requests 0 (docs/performance.md). Where a
 warm read's time goes: it is bound by the CPU of both cores. Decoding the 175 (type, day) Parquet
 files takes ~0.27 s of CPU (0.15-0.17 s on 4 threads: a fixed 30-50 us per column chunk, 2,947 of
 them, and ~0.25 ms per file); assembling the frame (``build_frame``: sort, spread, to pandas; 290
