@@ -123,7 +123,8 @@ def _as_text(arr: Any) -> Any:
     if pa.types.is_string(arr.type):
         return arr
     if pa.types.is_timestamp(arr.type):
-        return pc.strftime(arr, format="%Y-%m-%dT%H:%M:%S.%LZ")
+        # %S of a millisecond time holds its fraction ("05.123")
+        return pc.strftime(arr, format="%Y-%m-%dT%H:%M:%SZ")
     return pc.cast(arr, pa.string())
 
 
