@@ -29,7 +29,7 @@ from croct_pandas.normalize_check import (
     _all_known,
     _check_keys,
     _lists_are_lists,
-    bools_as_numbers,
+    bools_read_as_numbers,
 )
 from croct_pandas.normalize_slow import normalize_group_slow
 from croct_pandas.normalize_table import (
@@ -149,14 +149,15 @@ def _normalize_fast(event_type: str, items: list[Mapping[str, Any]]) -> tuple[pa
     if not _all_known(event_type, items):
         _check_keys(event_type, items, raw)
     for variant in (0, 1):
-        item_type = _item_type(event_type, variant)
-        if not _lists_are_lists(event_type, items, variant) or bools_as_numbers(items, item_type):
+        if not _lists_are_lists(event_type, items, variant):
             raise _NotFast
         try:
-            converted = pa.array(items, type=item_type)
+            converted = pa.array(items, type=_item_type(event_type, variant))
         except _CONVERSION_ERRORS:
             continue
         leaves = _flatten(converted)
+        if bools_read_as_numbers(items, leaves):
+            raise _NotFast
         try:
             table = _storage_table(event_type, items, leaves, raw, _dict_values(items))
         except _CONVERSION_ERRORS:

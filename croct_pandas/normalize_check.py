@@ -15,7 +15,9 @@ from functools import cache
 from operator import methodcaller
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from croct_pandas.normalize_slow import CORE_KEYS
 from croct_pandas.normalize_table import (
@@ -144,14 +146,14 @@ def lists_or_nulls(values: list[Any]) -> bool:
 
 @cache
 def _list_paths(event_type: str, variant: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """The fields converted as lists of plain values (lists of objects are checked by key)."""
+    """The fields converted as lists (of plain values or of objects: the key checks skip an
+    empty text, which pyarrow would take for an empty list)."""
     paths = []
     for root, fields in (("context", CONTEXT_FIELDS), ("payload", fields_for(event_type))):
         for f in fields:
             if _in_python(f):
                 continue
-            conversion = _conversion_type(f, variant)
-            if pa.types.is_list(conversion) and not pa.types.is_struct(conversion.value_type):
+            if pa.types.is_list(_conversion_type(f, variant)):
                 paths.append((root, f.path))
     return tuple(paths)
 
@@ -184,6 +186,43 @@ def bools_as_numbers(values: list[Any], t: pa.DataType) -> bool:
         for f in (t.field(i) for i in range(t.num_fields))
         if _takes_numbers(f.type)
     )
+
+
+def bools_read_as_numbers(items: list[Mapping[str, Any]], leaves: dict[str, Any]) -> bool:
+    """Whether the dict path's converted ``leaves`` of ``items`` read a JSON boolean as a number.
+
+    A boolean can only have become 0.0 or 1.0, so a number leaf is checked against the wire
+    only on its rows holding those (rare for times and most numbers); a list leaf holding
+    numbers is checked in full by :func:`bools_as_numbers`.
+
+    Examples
+    --------
+    >>> items = [{"n": True}, {"n": 2.5}]
+    >>> leaves = {"n": pa.array(items, pa.struct([("n", pa.float64())])).field("n")}
+    >>> bools_read_as_numbers(items, leaves), bools_read_as_numbers(items[1:], leaves)
+    (True, False)
+    """
+    for name, values in leaves.items():
+        if not _takes_numbers(values.type):
+            continue
+        path = tuple(name.split("."))
+        if not pa.types.is_floating(values.type):
+            if bools_as_numbers(_values_at(items, path), values.type):
+                return True
+            continue
+        hits = pc.fill_null(pc.is_in(values, value_set=_ZERO_ONE), False)
+        if not pc.any(hits).as_py():
+            continue
+        for row in np.flatnonzero(hits.to_numpy(zero_copy_only=False)):
+            value: Any = items[row]
+            for key in path:
+                value = value.get(key) if value.__class__ is dict else None
+            if value.__class__ is bool:
+                return True
+    return False
+
+
+_ZERO_ONE = pa.array([0.0, 1.0])
 
 
 @cache

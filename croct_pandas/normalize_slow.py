@@ -8,6 +8,7 @@ row's ``_croct_raw`` instead of being dropped or altered.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
@@ -26,13 +27,19 @@ CORE_KEYS = frozenset(
 _EMPTY: dict[str, Any] = {}
 _NONE = type(None)
 _SORTED = orjson.OPT_SORT_KEYS
+#: a number sent as text is a JSON number in quotes, nothing looser (no spaces, signs, leading
+#: zeros, underscores, hex, NaN or infinities, which Python's int() and float() would take)
+JSON_NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+_JSON_NUMBER = re.compile(JSON_NUMBER)
+#: pandas' NaT: an epoch-ms time a frame cannot hold (the storage table could)
+NAT_MS = -(2**63)
 
 
 def normalize_group_slow(event_type: str, items: list[Mapping[str, Any]]) -> pa.Table:
     n = len(items)
     raw = Raw()
     cols: dict[str, pa.Array] = {}
-    cols["id"] = pa.array([event_id(it) for it in items], pa.string())
+    cols["id"] = pa.array([_checked_id(i, it, raw) for i, it in enumerate(items)], pa.string())
     cols["timestamp"] = _convert(
         Field(("timestamp",), "time"), [it.get("timestamp") for it in items], "timestamp", raw
     )
@@ -62,6 +69,16 @@ def normalize_group_slow(event_type: str, items: list[Mapping[str, Any]]) -> pa.
     return pa.Table.from_arrays([cols[name] for name in schema.names], schema=schema)
 
 
+def _checked_id(i: int, item: Mapping[str, Any], raw: Raw) -> str:
+    """The row's id; one that is not text is kept as sent and reads as its JSON text."""
+    value = item.get("id")
+    if value is None:
+        value = item.get("eventId")
+    if value is not None and value.__class__ is not str:
+        raw.put(i, "id", value)
+    return event_id(item)
+
+
 def event_id(item: Mapping[str, Any]) -> str:
     value = item.get("id")
     if value is None:
@@ -69,7 +86,7 @@ def event_id(item: Mapping[str, Any]) -> str:
     if isinstance(value, str):
         return value
     if value is not None:
-        return str(value)
+        return orjson.dumps(value, option=_SORTED).decode()
     # events from specs before 0.6.0 carry no id: a stable one from their canonical JSON
     return "sha1:" + hashlib.sha1(orjson.dumps(item, option=_SORTED)).hexdigest()
 
@@ -125,7 +142,11 @@ def _convert(f: Field, values: list[Any], path: str, raw: Raw) -> pa.Array:
     target = arrow_type(f)
     kind = f.kind
     fast = _FAST_TYPES.get(kind)
-    if fast is not None and {v.__class__ for v in values} <= fast:
+    if (
+        fast is not None
+        and {v.__class__ for v in values} <= fast
+        and not (kind == "time" and NAT_MS in values)
+    ):
         try:
             return pa.array(values, target)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
@@ -172,18 +193,32 @@ def _to_int(v: Any) -> int:
     raise TypeError("expected an integer")
 
 
+def _to_time(v: Any) -> int:
+    ms = _to_int(v)
+    if ms == NAT_MS:
+        raise ValueError("pandas reads this epoch-ms time as NaT")
+    return ms
+
+
 def _to_float(v: Any) -> float:
     if v.__class__ in (int, float):
         return float(v)
     raise TypeError("expected a number")
 
 
+def _json_number(v: str) -> str:
+    if not _JSON_NUMBER.fullmatch(v):
+        raise ValueError("not a JSON number in quotes")
+    return v
+
+
 def _numstr_float(v: Any) -> float:
-    return float(v) if v.__class__ is str else _to_float(v)
+    return float(_json_number(v)) if v.__class__ is str else _to_float(v)
 
 
 def _numstr_int(v: Any) -> int:
     if v.__class__ is str:
+        _json_number(v)
         try:
             return _to_int(int(v))
         except ValueError:
@@ -204,7 +239,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "int": _to_int,
     "float": _to_float,
     "bool": lambda v: _must(v, bool),
-    "time": _to_int,
+    "time": _to_time,
     "numstr_float": _numstr_float,
     "numstr_int": _numstr_int,
     "langs": _langs,
@@ -281,7 +316,8 @@ def _fits_one(value: Any, t: pa.DataType) -> bool:
     if pa.types.is_list(t):
         return isinstance(value, list) and all(_fits_one(x, t.value_type) for x in value)
     if pa.types.is_integer(t):
-        return value.__class__ is int
+        # as a top-level integer field takes it: 2.0 is 2
+        return value.__class__ is int or (value.__class__ is float and value.is_integer())
     if pa.types.is_floating(t):
         return value.__class__ in (int, float)
     if pa.types.is_string(t):

@@ -20,7 +20,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from croct_pandas.normalize_slow import convert_list
+from croct_pandas.normalize_slow import JSON_NUMBER, NAT_MS, convert_list
 from croct_pandas.normalize_tree import Node, Raw, context_node, payload_node
 from croct_pandas.schema import (
     CODE_ENUMS,
@@ -176,7 +176,14 @@ def _ids(items: list[Mapping[str, Any]], leaves: dict[str, Any]) -> pa.Array:
 
 
 def _time(values: pa.Array) -> pa.Array:
-    return pc.cast(pc.cast(values, pa.int64()), _TIME)
+    ms = pc.cast(values, pa.int64())
+    if len(ms) and pc.min(ms).as_py() == NAT_MS:
+        # a time pandas cannot hold: the value-by-value path keeps it raw
+        raise pa.ArrowInvalid("an epoch-ms time pandas reads as NaT")
+    return pc.cast(ms, _TIME)
+
+
+_WHOLE_JSON_NUMBER = f"^{JSON_NUMBER}$"
 
 
 def _kind(f: Field, values: pa.Array) -> pa.Array:
@@ -187,6 +194,14 @@ def _kind(f: Field, values: pa.Array) -> pa.Array:
         return pc.replace_substring(pc.utf8_lower(values), pattern="_", replacement="-")
     if kind == "time":
         return _time(values)
+    # pyarrow's cast reads more than a JSON number in quotes ("0x1F", "NaN", "+1"): such text
+    # is for the value-by-value path to keep raw
+    if (
+        kind in ("numstr_int", "numstr_float")
+        and pa.types.is_string(values.type)
+        and not pc.all(pc.match_substring_regex(values, _WHOLE_JSON_NUMBER)).as_py()
+    ):
+        raise pa.ArrowInvalid("a text that is not a JSON number")
     if kind in ("int", "numstr_int"):
         return pc.cast(values, pa.int64())
     if kind == "numstr_float":

@@ -9,7 +9,7 @@ body), the dict fast path and the value-by-value path, which must give equal tab
 value-by-value table must follow :func:`wire_mutations.expected` (a value the schema accepts is
 kept exactly, anything else is null and kept as sent in ``_croct_raw``). Frame-level rules (one
 warning per contradicted column, text fallback, the ``to_events()`` round trip) are checked on a
-leaf of each kind. Defects found here are pinned by strict xfail tests at the end.
+leaf of each kind. The defects this suite found have tests of their own at the end.
 """
 
 from __future__ import annotations
@@ -72,28 +72,6 @@ _PYTHON_INTEGERS = (" 5", "1_000")
 _PYTHON_NUMBERS = (*_PYTHON_INTEGERS, "NaN", "-Infinity")
 
 
-def _known_path_defect(leaf: Leaf, value: Any) -> bool:
-    """Discrepancies between the paths pinned by the xfail tests below (skipped in the sweep
-    so that it keeps guarding everything else)."""
-    if leaf.kind == "numstr_int" and value == "0x1F":
-        return True  # test_hex_text_where_an_integer_may_come_as_text
-    if leaf.in_list and leaf.kind == "int" and value.__class__ is float and value.is_integer():
-        return True  # test_integral_float_in_a_list_element
-    return leaf.kind == "list" and value == ""  # test_empty_text_where_a_list_of_objects_belongs
-
-
-def _known_rule_defect(leaf: Leaf, value: Any) -> bool:
-    """Departures from the specs that all three paths share, pinned by the xfail tests."""
-    if leaf.kind == "id":
-        return not isinstance(value, str) and value is not None  # test_an_id_that_is_not_text
-    # test_numeric_text_in_python_syntax (NaN and infinities are refused as integers)
-    if leaf.kind == "numstr_int":
-        return value in _PYTHON_INTEGERS
-    if leaf.kind == "numstr_float":
-        return value in _PYTHON_NUMBERS
-    return False
-
-
 def _check_oracle(leaf: Leaf, value: Any, paths: Any) -> str | None:
     """The changed row (row 1) of the value-by-value table against the specs."""
     table = paths.slow[leaf.event_type]
@@ -111,7 +89,11 @@ def _check_oracle(leaf: Leaf, value: Any, paths: Any) -> str | None:
         want = "sha1" if value is None else want
     cell = column_values(table, leaf.column)[1]
     if want is REJECT:
-        if cell is not None or raw.get(leaf.column, REJECT) != value:
+        # an id is never null: one that is not text reads as its JSON text
+        held = None
+        if leaf.kind == "id":
+            held = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        if cell != held or raw.get(leaf.column, REJECT) != value:
             return f"{leaf.label}={value!r}: cell {cell!r}, raw {raw}"
     elif want == "sha1":
         if not str(cell).startswith("sha1:"):
@@ -127,8 +109,6 @@ def test_three_paths_agree_and_follow_the_specs_leaf_by_leaf(event_type):
     typed_taken = 0
     for leaf in SWEPT[event_type]:
         for value in ADVERSARIAL:
-            if _known_path_defect(leaf, value):
-                continue
             events = mutate(event_type, leaf, value)
             try:
                 body_of(events)
@@ -141,10 +121,9 @@ def test_three_paths_agree_and_follow_the_specs_leaf_by_leaf(event_type):
                         f"{name} {leaf.label}={value!r}: {d}" for d in differences(got, paths.slow)
                     ]
             typed_taken += paths.typed is not None
-            if not _known_rule_defect(leaf, value):
-                problem = _check_oracle(leaf, value, paths)
-                if problem:
-                    problems.append(problem)
+            problem = _check_oracle(leaf, value, paths)
+            if problem:
+                problems.append(problem)
     assert not problems, "\n".join(problems[:20])
     # the typed path must have been compared at all (it declines most adversarial values)
     assert typed_taken > 0
@@ -255,11 +234,11 @@ FRAME_LEAVES = [
 
 
 def _split(leaf: Leaf) -> tuple[list[Any], list[Any]]:
-    """The adversarial values the leaf accepts and those it rejects (known defects aside)."""
+    """The adversarial values the leaf accepts and those it rejects."""
     accepted: list[Any] = []
     rejected: list[Any] = []
     for value in ADVERSARIAL:
-        if value is None or _known_rule_defect(leaf, value) or _known_path_defect(leaf, value):
+        if value is None:
             continue
         try:
             orjson.dumps(value)
@@ -328,15 +307,9 @@ def test_generated_events_of_every_type_round_trip():
     assert set(df["type"].astype(str)) == set(EVENT_TYPES)
 
 
-# -- defects found here (strict: the owner flips each when it is fixed) -------------------------
+# -- defects this suite found, each fixed ------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: both fast paths read the hex text '0x1F' in a number-or-text integer field "
-    "(location.population, slotVersion parts) as 31 through pyarrow's cast; the "
-    "value-by-value path keeps it raw",
-)
 @pytest.mark.parametrize(
     ("event_type", "column"),
     [
@@ -351,12 +324,6 @@ def test_hex_text_where_an_integer_may_come_as_text(event_type, column):
     assert paths.typed is None or not differences(paths.typed, paths.slow)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: an integral float (2.0, -0.0) in an integer field of a list element "
-    "(cart/order items' index, quantity) is taken as an integer by both fast paths, while "
-    "the value-by-value path keeps the whole list raw (it takes 2.0 in a top-level int)",
-)
 @pytest.mark.parametrize("value", [2.0, -0.0])
 @pytest.mark.parametrize("field", ["index", "quantity"])
 def test_integral_float_in_a_list_element(value, field):
@@ -367,13 +334,6 @@ def test_integral_float_in_a_list_element(value, field):
     assert paths.typed is None or not differences(paths.typed, paths.slow)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: the dict path takes an empty text where a list of objects belongs "
-    "(cart.items, order.items, audienceIds) for an empty list, with nothing in "
-    "_croct_raw; its key check skips falsy values (filter(None, ...)); the value-by-value "
-    "path keeps '' raw",
-)
 @pytest.mark.parametrize(
     ("event_type", "column"),
     [
@@ -388,13 +348,6 @@ def test_empty_text_where_a_list_of_objects_belongs(event_type, column):
     assert raw_of(paths.dicts[event_type], 1) == {column: ""}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: numeric text is parsed with Python's int()/float() syntax on every path, "
-    "so ' 5', '1_000', 'NaN' and '-Infinity' are taken as numbers (no warning, nothing in "
-    "_croct_raw; 'NaN' then reads as a missing value); a numeric string is a JSON number "
-    "in quotes",
-)
 @pytest.mark.parametrize(
     ("event_type", "column", "value"),
     [("goalCompleted", "payload.value", v) for v in _PYTHON_NUMBERS]
@@ -407,45 +360,40 @@ def test_numeric_text_in_python_syntax(event_type, column, value):
     assert raw_of(table, 1) == {column: value}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: an id that is not text (true, 5, 1.5, [1], {}) becomes Python's str() of "
-    "it ('True', \"{'a': 1}\") on every path, with nothing in _croct_raw and no warning; "
-    "to_events() then writes the text, not the wire value",
-)
 @pytest.mark.parametrize("value", [True, 5, 1.5, [1], {"a": 1}])
-def test_an_id_that_is_not_text(value):
+def test_an_id_that_is_not_text_is_kept_and_reads_as_its_json_text(value):
     event = base_event("tabOpened")
     event["id"] = value
-    table = three_paths([event]).slow["tabOpened"]
-    assert raw_of(table, 0).get("id") == value
+    paths = three_paths([event])
+    assert paths.typed is None or not differences(paths.typed, paths.slow)
+    assert not differences(paths.dicts, paths.slow)
+    assert raw_of(paths.slow["tabOpened"], 0) == {"id": value}
+    df, caught = _frame([event], "tabOpened")
+    assert df["id"].tolist() == [orjson.dumps(value).decode()]
+    assert any("'id'" in message for message in caught), caught
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: the int64 epoch-ms -9223372036854775808 is kept in the storage table but "
-    "is pandas' NaT in the frame: the value is lost without a warning (for timestamp the "
-    "row also moves in the sort and the to_events() round trip fails)",
-)
 @pytest.mark.parametrize(
     ("event_type", "column"),
     [("tabOpened", "timestamp"), ("pageLoaded", "payload.lastModifiedTime")],
 )
-def test_the_smallest_int64_time_is_not_nat(event_type, column):
+def test_the_smallest_int64_time_is_kept_as_sent(event_type, column):
+    # pandas reads -2**63 as NaT: no frame can hold that time, so it is a contradiction
     leaf = _leaf(event_type, column)
     events = mutate(event_type, leaf, -(2**63))
-    assert column_values(three_paths(events).slow[event_type], column)[1] == -(2**63)
+    paths = three_paths(events)
+    assert paths.typed is None or not differences(paths.typed, paths.slow)
+    assert not differences(paths.dicts, paths.slow)
+    assert column_values(paths.slow[event_type], column)[1] is None
+    assert raw_of(paths.slow[event_type], 1) == {column: -(2**63)}
     df, caught = _frame(events, event_type)
-    assert caught or not df[column].isna().any()
+    assert any(column in message for message in caught), caught
+    if column == "timestamp":  # the frame's order rests on it: NaT, and the value beside it
+        assert df["timestamp_raw"].dropna().tolist() == [-(2**63)]
+    else:
+        assert str(-(2**63)) in _by_id(df, events, column)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a time column that falls back to text (one contradicting value) renders "
-    "its valid times with the format '%Y-%m-%dT%H:%M:%S.%LZ' (frame_infer._as_text): "
-    "pyarrow's %S already holds the milliseconds and %L is literal, so 0 reads "
-    "'1970-01-01T00:00:00.000.%LZ'",
-)
 def test_valid_times_in_a_fallen_back_time_column_read_as_iso_text():
     leaf = _leaf("pageLoaded", "payload.lastModifiedTime")
     events = _batch(leaf, [0, "not a time"])

@@ -259,14 +259,20 @@ def _integer(value: Any) -> int | None:
     return value if value.__class__ is int and value in _INT64 else None
 
 
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def _decimal_text(value: str) -> float | None:
-    """A numeric string as the specs mean it: a JSON number in quotes (no spaces, hex, ``_``,
-    NaN or infinity), leading zeros allowed."""
-    text = value[1:] if value[:1] in "+-" else value
-    mantissa, _, exponent = text.lower().partition("e")
-    whole, _, fraction = mantissa.partition(".")
-    digits = (whole + fraction).isdigit() and whole.isascii() and fraction.isascii()
-    if not digits or (exponent and not exponent.lstrip("+-").isdigit()):
+    """A numeric string as the specs mean it: a JSON number in quotes (RFC 8259: an optional
+    minus, no leading zeros, no plus, spaces, hex, ``_``, NaN or infinity)."""
+    text = value[1:] if value[:1] == "-" else value
+    mantissa, e, exponent = text.lower().partition("e")
+    whole, dot, fraction = mantissa.partition(".")
+    if not _digits(whole) or (whole.startswith("0") and whole != "0"):
+        return None
+    power = exponent[1:] if exponent[:1] in "+-" else exponent
+    if (dot and not _digits(fraction)) or (e and not _digits(power)):
         return None
     return float(value)
 
@@ -285,7 +291,8 @@ def expected(leaf: Leaf, value: Any) -> Any:
         return normalize_enum(leaf.enum or "", value)
     if kind in ("int", "time"):
         number = _integer(value)
-        return REJECT if number is None else number
+        # the smallest int64 is pandas' NaT: no frame could hold that time
+        return REJECT if number is None or (kind == "time" and number == -(2**63)) else number
     if kind == "float":
         return float(value) if _number(value) else REJECT
     if kind == "numstr_float":
