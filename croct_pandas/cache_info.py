@@ -111,6 +111,12 @@ def clear_cache(cache: Any = True, *, application: str | None = None) -> None:
         An application's slug, its ``organization/workspace/application`` slugs (as
         :func:`cache_info` shows them) or its folder name; None clears everything.
 
+    Raises
+    ------
+    InvalidArgumentError
+        ``cache`` is not a cache folder's path, names a folder this process cannot write to
+        (checked before anything is removed), or ``application`` names none the cache holds.
+
     Examples
     --------
     >>> import tempfile

@@ -48,9 +48,10 @@ def cache_dir(cache: Any, *, may_be_off: bool = False, writable: bool | None = N
         Whether ``False`` (no cache) is accepted: ``read_croct_events``, not ``cache_info``.
     writable : bool, optional
         Whether the folder will be written. If so it is created when missing and must take a
-        file; if not (``cache_info``, ``clear_cache``), a missing folder is fine (an empty cache)
-        and only a path that is, or runs through, a file is refused. ``None`` means
-        ``may_be_off``: only ``read_croct_events`` both accepts ``False`` and writes.
+        file; if not (``cache_info``, and ``clear_cache`` until it finds a folder to clear), a
+        missing folder is fine (an empty cache) and only a path that is, or runs through, a file
+        is refused. ``None`` means ``may_be_off``: only ``read_croct_events`` both accepts
+        ``False`` and writes.
 
     Returns
     -------

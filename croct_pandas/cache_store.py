@@ -93,6 +93,14 @@ def day_start(day: str) -> int:
     return (date.fromisoformat(day).toordinal() - _EPOCH_DAY) * DAY_MS
 
 
+def _is_day(name: str) -> bool:
+    try:
+        day_start(name)
+    except ValueError:
+        return False
+    return True
+
+
 # -- the lock ------------------------------------------------------------------------------
 
 
@@ -187,7 +195,9 @@ class Namespace:
         return sorted(
             name[4:]
             for name in listdir(folder)
-            if name[:4] == "day=" and os.path.exists(os.path.join(folder, name, _PART))
+            if name[:4] == "day="
+            and _is_day(name[4:])  # a folder named otherwise is not one this cache wrote
+            and os.path.exists(os.path.join(folder, name, _PART))
         )
 
     def files(self) -> Iterator[tuple[str, str, str]]:

@@ -208,3 +208,14 @@ def test_a_call_refused_for_its_key_leaves_no_cache_folder(
         cp.read_croct_events("2026-01-01", "2026-01-02", base_url=emu.url, cache=folder,
                              progress=False)  # fmt: skip
     assert not folder.exists()
+
+
+def test_a_day_folder_named_otherwise_is_not_read_as_a_day(tmp_path: Path) -> None:
+    from croct_pandas.cache_store import Namespace
+
+    ns = Namespace(str(tmp_path), "app")
+    for name in ("day=2026-01-01", "day=2026-1-02", "day=notes"):
+        folder = tmp_path / "app" / "events" / "type=tabOpened" / name
+        folder.mkdir(parents=True)
+        (folder / "part-0.parquet").write_bytes(b"")
+    assert ns.days_on_disk("tabOpened") == ["2026-01-01"]
