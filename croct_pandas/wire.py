@@ -9,6 +9,7 @@ frame.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -172,7 +173,11 @@ def _identity(value: Any) -> Any:
 
 
 def _number_text(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+    number = float(value)
+    if math.isinf(number):
+        # a JSON number text that reads back as the infinity it came from ("1e400" did)
+        return "1e999" if number > 0 else "-1e999"
+    return str(int(number)) if number.is_integer() else repr(number)
 
 
 def _operations(operations: list[dict[str, Any]]) -> list[dict[str, Any]]:

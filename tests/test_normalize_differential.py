@@ -399,3 +399,14 @@ def test_valid_times_in_a_fallen_back_time_column_read_as_iso_text():
     events = _batch(leaf, [0, "not a time"])
     df, _ = _frame(events, "pageLoaded")
     assert _by_id(df, events, leaf.column)[0] == "1970-01-01T00:00:00.000Z"
+
+
+def test_a_number_text_read_as_infinity_round_trips():
+    leaf = _leaf("goalCompleted", "payload.value")
+    events = _batch(leaf, ["1e400", "-1e400", "2.5"])
+    df, caught = _frame(events, "goalCompleted")
+    assert not caught
+    assert _by_id(df, events, leaf.column) == [float("inf"), float("-inf"), 2.5]
+    again, caught = _frame(df.croct.to_events(), "goalCompleted")
+    assert not caught
+    assert again.equals(df)
