@@ -213,12 +213,9 @@ def bools_read_as_numbers(items: list[Mapping[str, Any]], leaves: dict[str, Any]
         hits = pc.fill_null(pc.is_in(values, value_set=_ZERO_ONE), False)
         if not pc.any(hits).as_py():
             continue
-        for row in np.flatnonzero(hits.to_numpy(zero_copy_only=False)):
-            value: Any = items[row]
-            for key in path:
-                value = value.get(key) if value.__class__ is dict else None
-            if value.__class__ is bool:
-                return True
+        rows = [items[row] for row in np.flatnonzero(hits.to_numpy(zero_copy_only=False))]
+        if bool in set(map(type, _values_at(rows, path))):
+            return True
     return False
 
 
