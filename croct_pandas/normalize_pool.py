@@ -55,6 +55,8 @@ START_EVENTS = 2_000
 #: The worker's program. The package is put in place bare, without running its ``__init__``: the
 #: worker needs the normaliser (pyarrow, orjson), not pandas and the rest, and starts 3x sooner.
 _BOOTSTRAP = """
+import signal
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # before the imports: a worker starting takes ~0.5 s
 import importlib.util, sys, types
 spec = importlib.util.find_spec("croct_pandas")
 package = types.ModuleType("croct_pandas")
