@@ -71,18 +71,23 @@ def normalize_group_slow(event_type: str, items: list[Mapping[str, Any]]) -> pa.
 
 def _checked_id(i: int, item: Mapping[str, Any], raw: Raw) -> str:
     """The row's id; one that is not text is kept as sent and reads as its JSON text."""
-    value = item.get("id")
-    if value is None:
-        value = item.get("eventId")
+    value = _wire_id(item)
     if value is not None and value.__class__ is not str:
         raw.put(i, "id", value)
-    return event_id(item)
+    return _id_text(value, item)
 
 
 def event_id(item: Mapping[str, Any]) -> str:
+    """The id of a wire event as the frame holds it."""
+    return _id_text(_wire_id(item), item)
+
+
+def _wire_id(item: Mapping[str, Any]) -> Any:
     value = item.get("id")
-    if value is None:
-        value = item.get("eventId")
+    return item.get("eventId") if value is None else value
+
+
+def _id_text(value: Any, item: Mapping[str, Any]) -> str:
     if isinstance(value, str):
         return value
     if value is not None:

@@ -10,7 +10,6 @@ and :mod:`croct_pandas.normalize_typed` (from typed objects) both end here.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from functools import cache
 from operator import methodcaller
@@ -20,7 +19,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from croct_pandas.normalize_slow import JSON_NUMBER, NAT_MS, convert_list
+from croct_pandas.normalize_slow import JSON_NUMBER, NAT_MS, convert_list, event_id
 from croct_pandas.normalize_tree import Node, Raw, context_node, payload_node
 from croct_pandas.schema import (
     CODE_ENUMS,
@@ -165,12 +164,11 @@ def _storage_table(
 def _ids(items: list[Mapping[str, Any]], leaves: dict[str, Any]) -> pa.Array:
     ids = pc.coalesce(leaves["id"], leaves["eventId"])
     if ids.null_count:
-        # events from specs before 0.6.0 carry no id: a stable one from their canonical JSON
+        # events from specs before 0.6.0 carry no id: one made from the event, as for the others
         values = ids.to_pylist()
         for i, value in enumerate(values):
             if value is None:
-                canonical = orjson.dumps(items[i], option=_SORTED)
-                values[i] = "sha1:" + hashlib.sha1(canonical).hexdigest()
+                values[i] = event_id(items[i])
         ids = pa.array(values, pa.string())
     return ids
 
