@@ -8,14 +8,14 @@ from typing import Any
 from croct_pandas.normalize import NormalizedPage
 
 
-def _plain(value: Any) -> Any:
-    """A value comparable with ``==`` that still tells NaN, -0.0 and 0.0 apart."""
+def plain(value: Any) -> Any:
+    """A value comparable with ``==`` that tells -0.0 from 0.0, 1 from 1.0 and NaN from None."""
     if isinstance(value, float):
         return ("float", "nan" if math.isnan(value) else value, math.copysign(1.0, value))
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     return value
 
 
@@ -29,4 +29,4 @@ def assert_tables_equal(got: NormalizedPage, want: NormalizedPage) -> None:
             mine, theirs = other.column(name), table.column(name)
             if not mine.equals(theirs):
                 # Arrow's equals says NaN != NaN: compare the values themselves then
-                assert _plain(mine.to_pylist()) == _plain(theirs.to_pylist()), (event_type, name)
+                assert plain(mine.to_pylist()) == plain(theirs.to_pylist()), (event_type, name)

@@ -10,7 +10,6 @@ cell is then null and the value sits in ``_croct_raw``).
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -19,6 +18,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+from normalize_compare import plain
 
 from croct_pandas.emulator import generate_events
 from croct_pandas.normalize import NormalizedPage, event_type_of, normalize_items
@@ -201,17 +201,6 @@ def three_paths(events: list[dict[str, Any]]) -> Paths:
         normalize_items(orjson.loads(body)["items"]).tables,
         slow_page(orjson.loads(body)["items"]),
     )
-
-
-def plain(value: Any) -> Any:
-    """A value comparable with ``==`` that tells -0.0 from 0.0, 1 from 1.0 and NaN from None."""
-    if isinstance(value, float):
-        return ("float", "nan" if math.isnan(value) else value, math.copysign(1.0, value))
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    return value
 
 
 def column_values(table: pa.Table, name: str) -> list[Any]:
