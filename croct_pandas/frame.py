@@ -239,17 +239,16 @@ def _submit_takes(
         text = dtype_backend != "pyarrow" and col.enum is None
         # without an enum the take is the column: it becomes pandas' at once, so its Arrow
         # copy is gone before most others are made
-        task = _pandas_take if col.enum is None else _arrow_take
+        task = _pandas_take if col.enum is None else _encoded_take
         if dtype_backend is None and col.enum is None and col.type == pa.float64():
             task = _float_take
         taken[name] = workers.submit(task, layout, builder, col, text)
 
 
-def _arrow_take(layout: Layout, builder: FrameBuilder, col: Any, text: bool) -> pa.Array:
-    values = layout.take(col.present, col.type, text)
+def _encoded_take(layout: Layout, builder: FrameBuilder, col: Any, text: bool) -> pa.Array:
     # a column with categories is dictionary-encoded here, on the worker: the calling thread,
     # which checks its values against the schema's, then only looks at the few distinct ones
-    return values.dictionary_encode() if col.enum is not None else values
+    return layout.take(col.present, col.type, text).dictionary_encode()
 
 
 def _pandas_take(layout: Layout, builder: FrameBuilder, col: Any, text: bool) -> pd.Series:
