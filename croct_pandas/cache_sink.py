@@ -149,12 +149,23 @@ class CacheSink:
             manifest = self._manifest()
             self.ns.clean_tmp()
             chains = self._staged_chains()
-            self._commit(manifest, [c for c in chains if c.complete])
+            complete = [c for c in chains if c.complete]
+            self._commit(manifest, complete)
             held = [] if self.refresh else manifest.covered(self.events, self.settle_ms)
+            # what a stopped run of this call finished is held for its rerun, even where a
+            # refresh or the settle rule would fetch it again: the rerun resumes, it does not
+            # start over
+            held += [c.interval for c in complete if self._resumes(c)]
             gaps = subtract([self._span], held)
             slices: list[Slice] = []
             for chain in chains:
                 if chain.complete or chain.meta.get("types_key") != self._types_key:
+                    continue
+                if not self._resumes(chain):
+                    # a refresh refetches what a stopped ordinary call left half done; its own
+                    # slices would reuse that chain's folder
+                    if not subtract([chain.interval], [self._span]):
+                        remove_tree(chain.path)
                     continue
                 if subtract([chain.interval], gaps):
                     continue  # held since, or outside this window: not this call's to resume
@@ -170,6 +181,12 @@ class CacheSink:
         slices.sort(key=lambda s: BEGIN if s.start is None else s.start)
         self._planned = len(slices)
         return slices
+
+    def _resumes(self, chain: Chain) -> bool:
+        """Whether this call takes up ``chain``, staged by a stopped call: one for the same
+        types, and a refresh only one that a refresh staged."""
+        same_types = chain.meta.get("types_key") == self._types_key
+        return same_types and (not self.refresh or bool(chain.meta.get("refresh")))
 
     def _manifest(self) -> Manifest:
         return load_manifest(self.ns, metadata=self.metadata, base_url=self.base_url)
@@ -201,6 +218,7 @@ class CacheSink:
             "version": SCHEMA_VERSION,
             "seq": seq,
             "types_key": self._types_key,
+            "refresh": self.refresh,
             "events": None if self.events is None else list(self.events),
             "start": task.start,
             "end": task.end,
@@ -212,6 +230,16 @@ class CacheSink:
         write_page(os.path.join(folder, page_name(seq)), page.items_json(), meta, folder)
         # only after the page is stored: memory never runs ahead of the disk
         batcher.add(page)
+
+    def restart(self, task: Slice) -> None:
+        """Drop the stored pages of ``task``'s chain, whose stored cursor the API refused; the
+        slice is then fetched from its start into the same folder."""
+        key = (task.start, task.end)
+        with self.ns.lock:
+            remove_tree(self._chain_dir(task.start, task.end))
+        with self._lock:
+            for state in (self._next_seq, self._first_seq, self._chain_fetched, self._batchers):
+                state.pop(key, None)
 
     def on_slice_done(self, task: Slice) -> None:
         batcher = self._batchers.get((task.start, task.end))

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from croct_pandas.cache_paths import cache_dir
 from croct_pandas.client import Client, Page
-from croct_pandas.errors import InvalidArgumentError
+from croct_pandas.errors import BadRequestError, InvalidArgumentError
 from croct_pandas.frame import build_frame, check_dtype_backend
 from croct_pandas.normalize_pool import PageBatcher
 from croct_pandas.params import (
@@ -55,6 +55,9 @@ class Sink(Protocol):
         """Take a page as received (wire dicts); the sink normalises it in its own batches."""
 
     def on_slice_done(self, task: Slice) -> None: ...
+
+    def restart(self, task: Slice) -> None:
+        """Forget what is stored of ``task``'s chain: its stored cursor was refused."""
 
     def tables(self) -> Iterable[tuple[str, pa.Table]]: ...
 
@@ -97,6 +100,9 @@ class MemorySink:
 
     def on_slice_done(self, task: Slice) -> None:
         pass
+
+    def restart(self, task: Slice) -> None:
+        pass  # its slices never start from a stored cursor
 
     def _collect(self) -> tuple[list[tuple[str, pa.Table]], set[str]]:
         if self._collected is None:
@@ -302,10 +308,25 @@ def _run(
         return
 
     def follow(task: Slice) -> None:
+        try:
+            chain(task)
+        except BadRequestError:
+            if task.cursor is None or task in answered:
+                raise
+            # the stored cursor of a stopped call is refused (expired, or another deployment
+            # signed it): the slice starts again from its start, its stored pages dropped
+            logger.warning("a stored cursor was refused; that part of the window is fetched again")
+            sink.restart(task)
+            chain(Slice(task.start, task.end))
+
+    answered: set[Slice] = set()
+
+    def chain(task: Slice) -> None:
         position = task.start
         for page in client.iter_pages(
             task.start, task.end, events, page_size=page_size, cursor=task.cursor
         ):
+            answered.add(task)
             if stop.is_set():
                 return
             sink.on_page(task, page)
