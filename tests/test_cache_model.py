@@ -563,7 +563,7 @@ def test_refresh_after_a_stopped_call_fetches_the_stored_pages_again(hosts, sett
     with pytest.raises(KeyboardInterrupt):
         cp.read_croct_events(T0 + DAY, T0 + 2 * DAY, **args)
     join_workers()
-    assert len(hook.ids) == 120
+    assert len(hook.ids) >= 120  # the slice after may store its first page before the stop
     settings["hook"] = Hook()
     host.emu.reset_log()
     frame = cp.read_croct_events(T0 + DAY, T0 + 2 * DAY, refresh=True, **args)
